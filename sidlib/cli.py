@@ -1,0 +1,60 @@
+"""Command-line runner shared by every job: ``python jobs/<job>.py --conf conf/x.yaml key=value ...``
+(also under ``spark-submit`` and as console scripts). Expected failures (bad config, missing tables,
+bad data) print one ``error: ...`` line and exit with status 2; the summary goes to stdout as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from sidlib.config import SidlibConfig, load_config
+from sidlib.errors import SidlibError
+
+JobFn = Callable[[SidlibConfig, Any], dict[str, Any]]
+
+EXIT_ERROR = 2
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("py4j", "pyspark", "sentence_transformers", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_with_session(job: JobFn, cfg: SidlibConfig) -> dict[str, Any]:
+    """Open the configured engine, run ``job(cfg, tables)``, and add the table versions it read."""
+    from sidlib.spark.session import open_session
+    from sidlib.spark.tables import Tables
+
+    start = time.perf_counter()
+    with open_session(cfg.engine, cfg.tables) as spark:
+        tables = Tables(spark, cfg.tables)
+        summary = job(cfg, tables)
+        summary.setdefault("reads", [vars(r) for r in tables.reads])
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    return summary
+
+
+def main(job: JobFn, argv: Sequence[str] | None = None, *, description: str = "") -> int:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--conf", help="YAML config file (default: built-in defaults)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. tables.root=/tmp/t")
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        cfg = load_config(args.conf, args.overrides)
+        summary = run_with_session(job, cfg)
+    except SidlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(summary, indent=2, default=str))
+    return 0

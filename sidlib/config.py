@@ -1,0 +1,188 @@
+"""Typed configuration: YAML files in ``conf/`` plus ``key=value`` overrides, validated into dataclasses.
+
+Every job reads one :class:`SidlibConfig`. Validation happens here, before Spark starts, so an unknown
+key, a wrong type or a missing file is a one-line :class:`~sidlib.errors.ConfigError` (with a
+"did you mean" hint), never a stack trace from inside Spark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+
+from sidlib.errors import ConfigError
+
+
+@dataclass
+class EngineConfig:
+    """Which Spark to run on. ``local``: embedded Sail (Spark Connect in-process, no JVM);
+    ``spark``: classic Spark (``master``), Delta via delta-spark jars; ``active``: the session the
+    platform (Databricks, spark-submit) already created."""
+
+    name: Literal["local", "spark", "active"] = "local"
+    master: str = "local[2]"
+    app_name: str = "sidlib"
+    #: Extra Spark properties (e.g. ``spark.jars`` with delta-spark jars on an air-gapped cluster).
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    #: Fetch Delta jars from Maven at session start (classic Spark only; needs internet).
+    delta_jars_from_maven: bool = False
+    #: Rows per Arrow batch handed to pandas UDFs (``spark.sql.execution.arrow.maxRecordsPerBatch``).
+    arrow_batch_rows: int = 8192
+
+
+@dataclass
+class TablesConfig:
+    """Where tables live. Path tables are ``root/<name>``; with ``database`` set, tables are
+    catalog tables ``database.<name>`` instead (Databricks/Hive metastore)."""
+
+    root: str = "data/tables"
+    format: Literal["delta", "parquet"] = "delta"
+    database: str | None = None
+    events: str = "events"
+    content_embeddings: str = "content_embeddings"
+    items: str = "items"
+    item_sids: str = "item_sids"
+    sid_pointer: str = "sid_pointer"
+    sequences: str = "sequences"
+    ranker_training: str = "ranker_training"
+    rejected_rows: str = "rejected_rows"
+
+
+@dataclass
+class IngestConfig:
+    """The demo-data job: MovieLens-1M events plus MiniLM embeddings of two text views per item."""
+
+    cache_dir: str = "data/cache"
+    #: Keep only the first N items (sorted by id) and their events; ``null`` keeps all 3,883.
+    max_items: int | None = None
+    embed_batch_size: int = 64
+    #: Recorded in ``content_embeddings.model_version`` for the text signals; bump it to force a re-fit.
+    text_model_version: str = "all-MiniLM-L6-v2"
+    #: Timestamp written to ``logged_at`` (ISO 8601); ``null`` uses the time of the run.
+    logged_at: str | None = None
+
+
+@dataclass
+class SidlibConfig:
+    """The whole pipeline's configuration; each job reads the sections it needs."""
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    tables: TablesConfig = field(default_factory=TablesConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+
+# ----------------------------------------------------------------------------------- loading
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SidlibConfig:
+    """Read ``path`` (YAML; ``None`` = all defaults), apply ``key.sub=value`` overrides (values
+    parsed as YAML scalars), and validate into :class:`SidlibConfig`."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at top level")
+    for item in overrides:
+        _apply_override(raw, item)
+    return from_dict(SidlibConfig, raw)
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    """Set one dotted key. Dots split sections only down to a mapping-typed field such as
+    ``engine.spark_conf``: below it the rest is one key (``engine.spark_conf.spark.jars=...``)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    parts = key.strip().split(".")
+    node, tp = raw, SidlibConfig
+    while len(parts) > 1 and dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        tp = hints.get(parts[0], Any)
+        node = node.setdefault(parts.pop(0), {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {key!r} is not inside a section")
+    leaf = ".".join(parts)
+    try:
+        node[leaf] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        node[leaf] = value
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Validate ``data`` into dataclass ``cls``; errors name the dotted key that is wrong."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(names)})"
+            raise ConfigError(f"unknown config key {dotted!r}{hint}")
+        kwargs[key] = _coerce(hints[key], value, dotted)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (list, tuple, Sequence):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(args[0] if args else Any, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return {str(k): _coerce(args[1] if args else Any, v, f"{where}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{where}: unsupported config type {tp!r}")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-dict form (recorded with artifacts and job summaries)."""
+    return dataclasses.asdict(cfg)

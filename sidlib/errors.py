@@ -1,0 +1,17 @@
+"""One exception family, so entry points can turn every expected failure into a one-line message."""
+
+
+class SidlibError(Exception):
+    """Base of all errors sidlib raises on purpose (bad config, bad data, missing artifacts)."""
+
+
+class ConfigError(SidlibError, ValueError):
+    """A configuration file or override is invalid: unknown key, wrong type, missing path."""
+
+
+class InvalidInputError(SidlibError, ValueError):
+    """Input data cannot be used as given: NaN/inf values, wrong shape, empty, codes out of range."""
+
+
+class TableError(SidlibError):
+    """A table is missing, empty or has a schema other than the one the job expects."""

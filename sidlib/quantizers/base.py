@@ -1,0 +1,273 @@
+"""The one interface every sidlib quantizer implements (FAISS-style ``fit``/``encode``/``decode``).
+
+A quantizer is a ``torch.nn.Module`` whose constructor arguments are its whole configuration
+(``self.config`` records them), and whose learned state lives in registered parameters/buffers whose
+shapes are fixed at construction. That makes ``save``/``load`` trivial and safe: a JSON config plus a
+tensors-only state dict read back with ``torch.load(weights_only=True)`` (nothing is unpickled).
+
+Two families share it:
+
+* **Neural** quantizers (dpca, structured, fsq, rq_vae) train by gradient descent with a
+  straight-through estimator; they implement :meth:`Quantizer.fit_stream` as an epoch loop.
+* **EM-style** quantizers (kmeans, rq_kmeans, rq_gmm) subclass :class:`EMQuantizer`: they fit level by
+  level from *sufficient statistics* that add up across batches, so a Spark job can compute them per
+  partition and sum them on the driver (``sidlib.spark`` uses exactly these three methods).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from sidlib.device import pick_device
+from sidlib.errors import InvalidInputError
+from sidlib.validation import as_code_matrix, as_float_matrix
+
+#: A factory of fresh passes over the training data: each call returns a new iterator of float
+#: ``[batch, dim]`` arrays. EM needs several passes, so a one-shot iterator is not enough.
+BatchStream = Callable[[], Iterable[Any]]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+
+
+def array_batches(X: Any, batch_size: int = 8192, *, shuffle_seed: int | None = None) -> BatchStream:
+    """Wrap an in-memory array as a :data:`BatchStream` (optionally reshuffled on every pass)."""
+    arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    n_pass = [0]
+
+    def passes() -> Iterator[np.ndarray]:
+        order = None
+        if shuffle_seed is not None:
+            order = np.random.default_rng(shuffle_seed + n_pass[0]).permutation(len(arr))
+            n_pass[0] += 1
+        for start in range(0, len(arr), batch_size):
+            idx = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            yield arr[idx]
+
+    return passes
+
+
+@dataclass
+class QuantizeOutput:
+    """Result of the differentiable forward pass used for training and inside a VQ-VAE.
+
+    ``z_q`` equals the quantized vector in value, but carries the straight-through gradient to ``z``;
+    ``loss`` holds the quantizer's own terms (commitment + codebook), already weighted.
+    """
+
+    z_q: torch.Tensor
+    codes: torch.Tensor
+    loss: torch.Tensor
+
+
+class Quantizer(nn.Module, ABC):
+    """Base class. Subclasses set ``name``, build all state in ``__init__`` and implement
+    ``_encode``/``_decode`` on float32 tensors of the module's device plus :meth:`fit_stream`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, dim: int, *, seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536):
+        super().__init__()
+        if dim <= 0:
+            raise InvalidInputError(f"dim must be positive, got {dim}")
+        self.dim = int(dim)
+        self.seed = int(seed)
+        self.encode_batch_size = int(encode_batch_size)
+        self.device_preference = device
+        self.config: dict[str, Any] = {}
+        self.register_buffer("_fitted", torch.zeros((), dtype=torch.bool))
+
+    # ----------------------------------------------------------------- layout
+    @property
+    @abstractmethod
+    def cardinalities(self) -> list[int]:
+        """Number of distinct values of each code position (its radix in the packed SID)."""
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.cardinalities)
+
+    @property
+    def bits(self) -> float:
+        """Information content of one code vector: ``sum(log2(c))``."""
+        return float(sum(math.log2(c) for c in self.cardinalities))
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self._fitted)
+
+    # ---------------------------------------------------------------- training
+    def fit(self, X: Any, *, batch_size: int = 8192) -> "Quantizer":
+        """Fit on an in-memory ``[n, dim]`` array (validated first). Returns ``self``."""
+        arr = as_float_matrix(X, self.dim)
+        return self.fit_stream(array_batches(arr, batch_size, shuffle_seed=self.seed))
+
+    @abstractmethod
+    def fit_stream(self, batches: BatchStream) -> "Quantizer":
+        """Fit from a stream of mini-batches (each pass is ``batches()``). Must call
+        :meth:`_mark_fitted` at the end. Deterministic for a fixed ``seed`` and batch order."""
+
+    def _mark_fitted(self) -> None:
+        self._fitted.fill_(True)
+
+    def quantize(self, z: torch.Tensor) -> QuantizeOutput:
+        """Differentiable quantization of ``z`` (STE), for training and for use inside a VQ-VAE.
+        The default has no quantizer loss and passes gradients straight through."""
+        codes = self._encode(z.detach())
+        z_hat = self._decode(codes)
+        return QuantizeOutput(z_q=z + (z_hat - z).detach(), codes=codes, loss=z.new_zeros(()))
+
+    # --------------------------------------------------------------- inference
+    @property
+    def torch_device(self) -> torch.device:
+        for t in list(self.parameters()) + list(self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def to_preferred_device(self) -> "Quantizer":
+        """Move to the device named by the ``device`` argument (``auto`` = CUDA when visible)."""
+        return self.to(pick_device(self.device_preference))
+
+    def encode(self, X: Any) -> np.ndarray:
+        """Codes of ``X`` as int64 ``[n, n_codes]``; rows are encoded in bounded batches."""
+        self._require_fitted()
+        arr = as_float_matrix(X, self.dim)
+        out = np.empty((arr.shape[0], self.n_codes), dtype=np.int64)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            for start in range(0, arr.shape[0], self.encode_batch_size):
+                chunk = torch.from_numpy(arr[start:start + self.encode_batch_size]).to(self.torch_device)
+                out[start:start + chunk.shape[0]] = self._encode(chunk).cpu().numpy()
+        self.train(was_training)
+        return out
+
+    def decode(self, codes: Any) -> np.ndarray:
+        """Reconstruction float32 ``[n, dim]`` of code vectors (checked to be in range)."""
+        self._require_fitted()
+        arr = as_code_matrix(codes, self.cardinalities)
+        out = np.empty((arr.shape[0], self.dim), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            for start in range(0, arr.shape[0], self.encode_batch_size):
+                chunk = torch.from_numpy(arr[start:start + self.encode_batch_size]).to(self.torch_device)
+                out[start:start + chunk.shape[0]] = self._decode(chunk).float().cpu().numpy()
+        self.train(was_training)
+        return out
+
+    @abstractmethod
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``[b, dim]`` -> int64 ``[b, n_codes]`` on the module's device (no validation)."""
+
+    @abstractmethod
+    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """int64 ``[b, n_codes]`` -> float32 ``[b, dim]`` on the module's device (no validation)."""
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise InvalidInputError(f"{self.name} quantizer is not fitted: call fit() or load() first")
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` and ``weights.pt`` (tensors only) into directory ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_FILE).write_text(json.dumps({"name": self.name, "params": self.config}, indent=2, sort_keys=True))
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        torch.save(state, path / WEIGHTS_FILE)
+        return path
+
+    def load_weights(self, state: Mapping[str, torch.Tensor]) -> "Quantizer":
+        self.load_state_dict(dict(state), strict=True)
+        return self
+
+    def extra_metrics(self) -> dict[str, float]:
+        """Quantizer-specific diagnostics recorded with the artifact (e.g. GMM responsibility entropy)."""
+        return {}
+
+
+class EMQuantizer(Quantizer):
+    """A quantizer fit level by level by EM from additive sufficient statistics.
+
+    The distributed fit (and :meth:`fit_stream`) drives exactly this loop, so both give the same
+    model for the same batches::
+
+        for level in range(q.n_levels):
+            q.init_level(level, sample)                  # e.g. k-means++ on the sample's residuals
+            for it in range(q.max_iter):
+                stats = sum(q.level_statistics(level, b) for b in batches)   # E-step, additive
+                if q.apply_statistics(level, stats) < q.tol: break          # M-step, returns change
+        q.finish_fit()
+
+    ``level_statistics`` computes the residual of ``X`` after levels ``< level`` itself, so callers
+    pass raw rows. Statistics are dicts of float64 numpy arrays; :func:`add_statistics` sums them.
+    """
+
+    n_levels: int
+    max_iter: int
+    tol: float
+
+    @abstractmethod
+    def init_level(self, level: int, sample: np.ndarray) -> None:
+        """Initialise level ``level`` from a raw-row sample (residuals computed internally)."""
+
+    @abstractmethod
+    def level_statistics(self, level: int, X: np.ndarray) -> dict[str, np.ndarray]:
+        """E-step on raw rows ``X``: additive statistics for level ``level``."""
+
+    @abstractmethod
+    def apply_statistics(self, level: int, stats: Mapping[str, np.ndarray]) -> float:
+        """M-step from summed statistics; returns the relative change of the objective (for ``tol``)."""
+
+    def finish_fit(self) -> None:
+        """Called once after the last level; marks the quantizer fitted."""
+        self._mark_fitted()
+
+    def fit_stream(self, batches: BatchStream, *, sample_size: int = 65536) -> "EMQuantizer":
+        sample = _take_sample(batches, sample_size, self.dim)
+        for level in range(self.n_levels):
+            self.init_level(level, sample)
+            for _ in range(self.max_iter):
+                stats = add_statistics(
+                    self.level_statistics(level, as_float_matrix(b, self.dim, name="batch")) for b in batches()
+                )
+                if self.apply_statistics(level, stats) < self.tol:
+                    break
+        self.finish_fit()
+        return self
+
+
+def add_statistics(parts: Iterable[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Sum sufficient statistics key by key (the reduce step of the distributed E-step)."""
+    total: dict[str, np.ndarray] = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total[key] + value if key in total else np.array(value, dtype=np.float64, copy=True)
+    if not total:
+        raise InvalidInputError("no training data: the batch stream produced no rows")
+    return total
+
+
+def _take_sample(batches: BatchStream, sample_size: int, dim: int) -> np.ndarray:
+    """The first ``sample_size`` rows of the stream (the stream is expected to be shuffled)."""
+    taken: list[np.ndarray] = []
+    n = 0
+    for batch in batches():
+        arr = as_float_matrix(batch, dim, name="batch")
+        taken.append(arr[: sample_size - n])
+        n += len(taken[-1])
+        if n >= sample_size:
+            break
+    if n == 0:
+        raise InvalidInputError("no training data: the batch stream produced no rows")
+    return np.concatenate(taken)

@@ -1,0 +1,22 @@
+"""Column names and Spark types (``simpleString``) of the pipeline's tables, in one place.
+
+Writers check what they wrote against these (see ``sidlib.spark.tables``), and readers can rely on
+them. Timestamps are unix seconds (``ts``) so point-in-time joins compare integers and ties are exact.
+"""
+
+EVENTS = {"user_id": "bigint", "item_id": "bigint", "ts": "bigint", "click": "int", "conv": "int"}
+
+CONTENT_EMBEDDINGS = {
+    "item_id": "bigint",
+    "signal": "string",
+    "model_version": "string",
+    "embedding": "array<float>",
+    "logged_at": "timestamp",
+}
+
+ITEMS = {"item_id": "bigint", "title": "string", "year": "int", "genres": "array<string>"}
+
+
+def ddl(schema: dict[str, str]) -> str:
+    """Spark DDL string (``"a bigint, b array<float>"``) for ``createDataFrame(..., schema=...)``."""
+    return ", ".join(f"{name} {type_}" for name, type_ in schema.items())

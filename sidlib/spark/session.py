@@ -1,0 +1,130 @@
+"""One way to get a SparkSession for every engine sidlib runs on.
+
+``open_session(cfg)`` is a context manager: it starts what it owns (the embedded Sail server, a classic
+local Spark) and stops it on exit, and leaves a platform-provided (``active``) session alone.
+Job code only uses the DataFrame/SQL API that Spark Connect and classic Spark share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+from sidlib.config import EngineConfig, TablesConfig
+from sidlib.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+DELTA_EXTENSIONS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+@contextmanager
+def open_session(engine: EngineConfig, tables: TablesConfig | None = None) -> Iterator["SparkSession"]:
+    """Yield a session for ``engine.name`` and release it afterwards."""
+    if engine.name == "local":
+        with _sail_session(engine) as spark:
+            yield spark
+    elif engine.name == "spark":
+        spark = _classic_session(engine, tables)
+        try:
+            yield spark
+        finally:
+            spark.stop()
+    elif engine.name == "active":
+        yield _active_session(engine)
+    else:  # config validation makes this unreachable; kept as a guard for programmatic configs
+        raise ConfigError(f"engine.name must be local, spark or active, got {engine.name!r}")
+
+
+@contextmanager
+def _sail_session(engine: EngineConfig) -> Iterator["SparkSession"]:
+    from pysail.spark import SparkConnectServer
+    from pyspark.sql import SparkSession
+
+    server = SparkConnectServer(ip="127.0.0.1", port=0)
+    server.start(background=True)
+    _, port = server.listening_address
+    log.info("started embedded Sail Spark Connect server on 127.0.0.1:%d", port)
+    spark = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
+    try:
+        _apply_runtime_conf(spark, engine)
+        yield spark
+    finally:
+        try:
+            spark.stop()
+        finally:
+            server.stop()
+            log.info("stopped embedded Sail server")
+
+
+def _classic_session(engine: EngineConfig, tables: TablesConfig | None) -> "SparkSession":
+    # Workers must run the same interpreter (and so the same venv) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if os.environ.get("SPARK_CONNECT_MODE_ENABLED"):
+        raise ConfigError(
+            "engine 'spark' cannot start in a process that already opened a Spark Connect session "
+            "(engine 'local'); run it in its own process"
+        )
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(engine.master).appName(engine.app_name)
+    builder = builder.config(ARROW_BATCH_KEY, str(engine.arrow_batch_rows))
+    # Arrow for pandas <-> Spark: fast, and the only path that accepts numpy arrays inside rows.
+    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    for key, value in engine.spark_conf.items():
+        builder = builder.config(key, value)
+    if tables is not None and tables.format == "delta":
+        builder = _with_delta(builder, engine)
+    return builder.getOrCreate()
+
+
+def _with_delta(builder, engine: EngineConfig):  # type: ignore[no-untyped-def]
+    """Delta on classic Spark needs the delta-spark jars on the classpath: from ``spark.jars`` /
+    ``spark.jars.packages`` in ``engine.spark_conf``, or fetched from Maven when allowed."""
+    for key, value in DELTA_EXTENSIONS.items():
+        builder = builder.config(key, value)
+    if engine.delta_jars_from_maven:
+        from delta import configure_spark_with_delta_pip
+
+        return configure_spark_with_delta_pip(builder)
+    jars = engine.spark_conf.get("spark.jars", "") + engine.spark_conf.get("spark.jars.packages", "")
+    if "delta" not in jars:
+        raise ConfigError(
+            "tables.format is delta but engine 'spark' has no Delta jars: set "
+            "engine.spark_conf.spark.jars to the delta-spark jars, engine.delta_jars_from_maven=true, "
+            "or tables.format=parquet"
+        )
+    return builder
+
+
+def _active_session(engine: EngineConfig) -> "SparkSession":
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise ConfigError("engine 'active' needs a running SparkSession (Databricks or spark-submit); none found")
+    _apply_runtime_conf(spark, engine)
+    return spark
+
+
+def _apply_runtime_conf(spark: "SparkSession", engine: EngineConfig) -> None:
+    spark.conf.set(ARROW_BATCH_KEY, str(engine.arrow_batch_rows))
+    for key, value in engine.spark_conf.items():
+        if not key.startswith(("spark.jars", "spark.driver", "spark.executor", "spark.master")):
+            spark.conf.set(key, value)
+
+
+def is_connect(spark: "SparkSession") -> bool:
+    """True for Spark Connect sessions (Sail, Databricks serverless), where RDD/_jdf are unavailable."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")

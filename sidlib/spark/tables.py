@@ -1,0 +1,240 @@
+"""Reading and writing the pipeline's tables, by path or catalog name, in Delta (default) or Parquet.
+
+What this layer guarantees to the jobs:
+
+* every read is recorded with the table version it saw (:attr:`Tables.reads`), and can be pinned;
+* partition overwrite is idempotent and atomic on Delta: one ``MERGE ... ON FALSE`` commit that inserts
+  the new rows and deletes the partition's old ones (``replaceWhere`` would be the usual tool, but
+  pysail 0.7.2 rejects it for tables with array columns written from Python: the Arrow list field is
+  named ``element`` in the data and ``item`` in the table's schema);
+* upserts are ``MERGE INTO`` on key columns;
+* after every write the table's schema is checked against the expected one (Sail silently drops
+  evolved columns on append);
+* identifiers and literals that reach SQL are validated, never interpolated raw.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from sidlib.config import TablesConfig
+from sidlib.errors import ConfigError, TableError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quote_identifier(name: str) -> str:
+    """Backtick-quote a column/table/database name after checking it is a plain identifier."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ConfigError(f"invalid identifier {name!r}: use letters, digits and underscores only")
+    return f"`{name}`"
+
+
+def sql_literal(value: Any) -> str:
+    """A SQL literal for an int, float, bool or str (strings single-quoted with quotes escaped)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    raise ConfigError(f"cannot use {value!r} as a SQL literal")
+
+
+def equality_predicate(values: Mapping[str, Any], alias: str | None = None) -> str:
+    """``col1 = lit1 AND col2 = lit2`` from validated names and literals."""
+    prefix = f"{quote_identifier(alias)}." if alias else ""
+    return " AND ".join(f"{prefix}{quote_identifier(k)} = {sql_literal(v)}" for k, v in values.items())
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """One table read by a job: which table, where, and the version pinned for the read."""
+
+    table: str
+    location: str
+    format: str
+    version: int | None
+
+
+@dataclass
+class Tables:
+    """The tables of one pipeline, bound to a session and a :class:`TablesConfig`."""
+
+    spark: "SparkSession"
+    cfg: TablesConfig
+    reads: list[TableRead] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ locations
+    def location(self, table: str) -> str:
+        """Path (``root/<name>``) or catalog identifier (``database.<name>``) of a logical table."""
+        name = getattr(self.cfg, table, None)
+        if not isinstance(name, str) or table in ("root", "format", "database"):
+            raise ConfigError(f"unknown table {table!r}")
+        if self.cfg.database:
+            return f"{quote_identifier(self.cfg.database)}.{quote_identifier(name)}"
+        path = Path(name) if Path(name).is_absolute() else Path(self.cfg.root) / name
+        resolved = str(path.resolve())
+        if "`" in resolved:
+            raise ConfigError(f"table path {resolved!r} must not contain backticks")
+        return resolved
+
+    @property
+    def by_path(self) -> bool:
+        return not self.cfg.database
+
+    def sql_target(self, table: str) -> str:
+        """How SQL statements name the table: ``delta.`/path``` or ``db.name``."""
+        loc = self.location(table)
+        return f"{self.cfg.format}.`{loc}`" if self.by_path else loc
+
+    def exists(self, table: str) -> bool:
+        loc = self.location(table)
+        if not self.by_path:
+            return bool(self.spark.catalog.tableExists(loc.replace("`", "")))
+        path = Path(loc)
+        if self.cfg.format == "delta":
+            return (path / "_delta_log").is_dir()
+        return path.is_dir() and any(path.rglob("*.parquet"))
+
+    def version(self, table: str) -> int | None:
+        """Current Delta version (via delta-rs for path tables, so no Spark job); ``None`` for Parquet."""
+        if self.cfg.format != "delta":
+            return None
+        if self.by_path:
+            from deltalake import DeltaTable
+
+            return int(DeltaTable(self.location(table)).version())
+        row = self.spark.sql(f"DESCRIBE HISTORY {self.location(table)} LIMIT 1").collect()
+        return int(row[0]["version"])
+
+    # ----------------------------------------------------------------------- read
+    def read(self, table: str, version: int | None = None) -> "DataFrame":
+        """Read ``table`` at ``version`` (default: the current one, which is then pinned and recorded)."""
+        if not self.exists(table):
+            raise TableError(f"table {table!r} not found at {self.location(table)}")
+        if version is None:
+            version = self.version(table)
+        reader = self.spark.read.format(self.cfg.format)
+        if version is not None:
+            reader = reader.option("versionAsOf", int(version))
+        loc = self.location(table)
+        df = reader.load(loc) if self.by_path else reader.table(loc.replace("`", ""))
+        self.reads.append(TableRead(table, loc, self.cfg.format, version))
+        log.info("read %s (%s) version %s", table, loc, version)
+        return df
+
+    # ---------------------------------------------------------------------- write
+    def write(
+        self,
+        df: "DataFrame",
+        table: str,
+        *,
+        expected: Mapping[str, str],
+        mode: str = "overwrite",
+        partition_by: Sequence[str] = (),
+    ) -> int | None:
+        """Write the whole table (``overwrite``) or ``append``; returns the new version."""
+        self._check_frame(df, table, expected)
+        writer = df.write.format(self.cfg.format).mode(mode)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if mode == "overwrite" and self.cfg.format == "delta":
+            writer = writer.option("overwriteSchema", "true")
+        loc = self.location(table)
+        writer.save(loc) if self.by_path else writer.saveAsTable(loc.replace("`", ""))
+        return self._after_write(table, expected)
+
+    def overwrite_partition(
+        self,
+        df: "DataFrame",
+        table: str,
+        partition: Mapping[str, Any],
+        *,
+        expected: Mapping[str, str],
+        partition_by: Sequence[str],
+    ) -> int | None:
+        """Replace exactly the rows where ``partition`` holds (e.g. ``{"sid_version": 3}``) with ``df``,
+        atomically; rerunning with the same data leaves the table as it was."""
+        if not self.exists(table):
+            return self.write(df, table, expected=expected, partition_by=partition_by)
+        self._check_frame(df, table, expected)
+        if self.cfg.format == "delta":
+            view = self._temp_view(df)
+            self.spark.sql(
+                f"MERGE INTO {self.sql_target(table)} AS t USING {view} AS s ON FALSE "
+                f"WHEN NOT MATCHED THEN INSERT * "
+                f"WHEN NOT MATCHED BY SOURCE AND {equality_predicate(partition, 't')} THEN DELETE"
+            ).collect()
+            self.spark.catalog.dropTempView(view)
+        else:
+            self.spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+            df.write.format("parquet").mode("overwrite").partitionBy(*partition_by).save(self.location(table))
+        return self._after_write(table, expected)
+
+    def upsert(self, df: "DataFrame", table: str, keys: Sequence[str], *, expected: Mapping[str, str],
+               partition_by: Sequence[str] = ()) -> int | None:
+        """Insert new rows and update existing ones matched on ``keys`` (``MERGE INTO`` on Delta;
+        Parquet has no MERGE, so there it is an append and callers pass only new keys)."""
+        if not self.exists(table):
+            return self.write(df, table, expected=expected, partition_by=partition_by)
+        self._check_frame(df, table, expected)
+        if self.cfg.format != "delta":
+            df.write.format("parquet").mode("append").partitionBy(*partition_by).save(self.location(table))
+            return self._after_write(table, expected)
+        view = self._temp_view(df)
+        on = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
+        self.spark.sql(
+            f"MERGE INTO {self.sql_target(table)} AS t USING {view} AS s ON {on} "
+            f"WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        ).collect()
+        self.spark.catalog.dropTempView(view)
+        return self._after_write(table, expected)
+
+    # -------------------------------------------------------------------- schemas
+    def check_schema(self, table: str, expected: Mapping[str, str]) -> None:
+        """Raise :class:`TableError` unless ``table`` has exactly the expected columns and types
+        (Spark ``simpleString`` types, e.g. ``array<float>``)."""
+        loc = self.location(table)
+        reader = self.spark.read.format(self.cfg.format)
+        schema = (reader.load(loc) if self.by_path else reader.table(loc.replace("`", ""))).schema
+        _compare_schema(table, {f.name: f.dataType.simpleString() for f in schema.fields}, expected)
+
+    def _check_frame(self, df: "DataFrame", table: str, expected: Mapping[str, str]) -> None:
+        _compare_schema(f"data for {table}", {f.name: f.dataType.simpleString() for f in df.schema.fields}, expected)
+
+    def _after_write(self, table: str, expected: Mapping[str, str]) -> int | None:
+        self.check_schema(table, expected)
+        version = self.version(table)
+        log.info("wrote %s (%s) version %s", table, self.location(table), version)
+        return version
+
+    def _temp_view(self, df: "DataFrame") -> str:
+        name = f"sidlib_src_{uuid.uuid4().hex}"
+        df.createOrReplaceTempView(name)
+        return name
+
+
+def _compare_schema(what: str, actual: Mapping[str, str], expected: Mapping[str, str]) -> None:
+    missing = [c for c in expected if c not in actual]
+    extra = [c for c in actual if c not in expected]
+    wrong = [f"{c}: {actual[c]} (expected {t})" for c, t in expected.items() if c in actual and actual[c] != t]
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {missing}")
+        if extra:
+            parts.append(f"unexpected columns {extra}")
+        if wrong:
+            parts.append("wrong types " + "; ".join(wrong))
+        raise TableError(f"schema of {what} does not match: " + ", ".join(parts))

@@ -1,0 +1,56 @@
+"""Shared fixtures: one embedded (Sail) session per test process, and a small real demo data set
+ingested once into a temporary directory and reused by every test that needs upstream tables."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from sidlib.config import EngineConfig, IngestConfig, SidlibConfig, TablesConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Shared with `make demo`, so MiniLM embeddings are computed once per machine.
+EMBEDDING_CACHE = REPO_ROOT / "data" / "cache"
+DEMO_ITEMS = 120
+
+
+def demo_config(root: Path, engine: str = "local", fmt: str = "delta", max_items: int = DEMO_ITEMS) -> SidlibConfig:
+    return SidlibConfig(
+        engine=EngineConfig(name=engine),  # type: ignore[arg-type]
+        tables=TablesConfig(root=str(root), format=fmt),  # type: ignore[arg-type]
+        ingest=IngestConfig(cache_dir=str(EMBEDDING_CACHE), max_items=max_items, logged_at="2026-01-01T00:00:00"),
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(request: pytest.FixtureRequest) -> Iterator[object]:
+    if request.node.get_closest_marker("classic_spark"):
+        raise RuntimeError("the local-engine fixture must not be used by classic_spark tests")
+    from sidlib.spark.session import open_session
+
+    with open_session(EngineConfig(name="local")) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def demo_tables(spark: object, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Real MovieLens/Wikidata/MiniLM tables for the first DEMO_ITEMS items, ingested once."""
+    from sidlib.jobs import ingest
+    from sidlib.spark.tables import Tables
+
+    cfg = demo_config(tmp_path_factory.mktemp("demo_tables"))
+    tables = Tables(spark, cfg.tables)  # type: ignore[arg-type]
+    summary = ingest.run(cfg, tables)
+    return cfg, tables, summary
+
+
+@pytest.fixture
+def fresh_tables(spark: object, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A Tables bound to an empty root, for tests that write their own tables."""
+    from sidlib.spark.tables import Tables
+
+    cfg = dataclasses.replace(demo_config(tmp_path).tables)
+    return Tables(spark, cfg)  # type: ignore[arg-type]
