@@ -20,3 +20,24 @@ ITEMS = {"item_id": "bigint", "title": "string", "year": "int", "genres": "array
 def ddl(schema: dict[str, str]) -> str:
     """Spark DDL string (``"a bigint, b array<float>"``) for ``createDataFrame(..., schema=...)``."""
     return ", ".join(f"{name} {type_}" for name, type_ in schema.items())
+
+
+#: One row per (item, signal, SID version). ``signal`` is the content signal the SID encodes (or
+#: ``fusion`` for one SID over several signals); partitioned by ``sid_version``.
+ITEM_SIDS = {
+    "item_id": "bigint",
+    "signal": "string",
+    "sid_version": "bigint",
+    "codes": "array<int>",
+    "sid": "bigint",
+    "ngrams": "array<bigint>",
+}
+
+#: The "current" SID version per signal: one row per signal, switched atomically by MERGE.
+SID_POINTER = {
+    "signal": "string",
+    "sid_version": "bigint",
+    "previous_version": "bigint",
+    "model_version": "string",
+    "switched_at": "timestamp",
+}
