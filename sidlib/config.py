@@ -70,12 +70,71 @@ class IngestConfig:
 
 
 @dataclass
+class ArtifactsConfig:
+    """Where versioned quantizer bundles are stored (a local path or a mounted volume)."""
+
+    root: str = "data/artifacts"
+
+
+@dataclass
+class FitConfig:
+    """``fit_quantizer``: which signals to quantize, with which quantizer and bit budget.
+
+    EM quantizers (kmeans, rq_kmeans, rq_gmm) fit distributed over the whole table (or
+    ``em_sample_fraction`` of it); neural ones train on ``sample_rows`` rows per signal in one Spark
+    task each, signals in parallel."""
+
+    signals: list[str] = field(default_factory=lambda: ["text"])
+    quantizer: str = "rq_kmeans"
+    bits: float = 24
+    #: Constructor parameters of the quantizer (e.g. ``{beam_size: 5}``); see sidlib.quantizers.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Run inside the shared VQ-VAE (``null`` = the quantizer's default) with these VQ-VAE parameters.
+    vae: bool | None = None
+    vae_params: dict[str, Any] = field(default_factory=dict)
+    #: Upstream embedding model version to train on; ``null`` = the newest logged for each signal.
+    model_version: str | None = None
+    sample_rows: int = 200_000
+    em_sample_fraction: float | None = None
+    #: Items held out (by a hash of item_id) for the artifact's reconstruction metrics.
+    holdout_fraction: float = 0.2
+    #: Partitions the EM statistics are computed over (each sends one set of statistics to the driver).
+    stat_partitions: int = 8
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class EncodeConfig:
+    """``encode_items``: write the SIDs of one signal for one artifact version into ``item_sids``."""
+
+    signal: str = "text"
+    #: Artifact version to encode with; ``null`` = the signal's current version, else its newest.
+    sid_version: int | None = None
+    #: ``full`` rewrites the version's partition; ``incremental`` encodes only items without a SID.
+    mode: Literal["full", "incremental"] = "full"
+
+
+@dataclass
+class DataQualityConfig:
+    """What to do with unusable ``content_embeddings`` rows (null, wrong dimension, NaN/inf,
+    duplicates): ``quarantine`` writes them to ``rejected_rows`` with a reason and goes on,
+    ``fail`` stops the job. Either way the summary counts them."""
+
+    on_bad_rows: Literal["quarantine", "fail"] = "quarantine"
+
+
+@dataclass
 class SidlibConfig:
     """The whole pipeline's configuration; each job reads the sections it needs."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     tables: TablesConfig = field(default_factory=TablesConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    data_quality: DataQualityConfig = field(default_factory=DataQualityConfig)
 
 
 # ----------------------------------------------------------------------------------- loading

@@ -41,3 +41,13 @@ SID_POINTER = {
     "model_version": "string",
     "switched_at": "timestamp",
 }
+
+#: Quarantined input rows: what was wrong, which job saw it, in which version of the source table.
+REJECTED_ROWS = {
+    "item_id": "bigint",
+    "signal": "string",
+    "model_version": "string",
+    "reason": "string",
+    "job": "string",
+    "source_version": "bigint",
+}

@@ -45,7 +45,7 @@ def build(name: str, dim: int, bits: float = 24, *, vae: bool | dict[str, Any] |
     """Build an unfitted quantizer whose layout spends about ``bits`` bits (see each class's doc
     for how the budget maps to levels/codebooks). ``params`` go to the quantizer's constructor."""
     cls = quantizer_class(name)
-    use_vae = getattr(cls, "default_vae", False) if vae is None else bool(vae)
+    use_vae = getattr(cls, "default_vae", False) if vae is None else vae is not False
     if not use_vae:
         return cls(dim=dim, bits=bits, **params)
     vae_params = vae if isinstance(vae, dict) else {}

@@ -125,14 +125,22 @@ class Tables:
             raise TableError(f"table {table!r} not found at {self.location(table)}")
         if version is None:
             version = self.version(table)
+        df = self._load(table, version)
+        self.reads.append(TableRead(table, self.location(table), self.cfg.format, version))
+        log.info("read %s (%s) version %s", table, self.location(table), version)
+        return df
+
+    def read_unpinned(self, table: str) -> "DataFrame":
+        """The table's latest state whenever the plan runs, not recorded: for control tables (the SID
+        pointer) that must be re-read fresh, never for job inputs."""
+        return self._load(table, None)
+
+    def _load(self, table: str, version: int | None) -> "DataFrame":
         reader = self.spark.read.format(self.cfg.format)
         if version is not None:
             reader = reader.option("versionAsOf", int(version))
         loc = self.location(table)
-        df = reader.load(loc) if self.by_path else reader.table(loc.replace("`", ""))
-        self.reads.append(TableRead(table, loc, self.cfg.format, version))
-        log.info("read %s (%s) version %s", table, loc, version)
-        return df
+        return reader.load(loc) if self.by_path else reader.table(loc.replace("`", ""))
 
     # ---------------------------------------------------------------------- write
     def write(
@@ -170,7 +178,7 @@ class Tables:
             return self.write(df, table, expected=expected, partition_by=partition_by)
         self._check_frame(df, table, expected)
         if self.cfg.format == "delta":
-            view = self._temp_view(df)
+            view = self.temp_view(df)
             self.spark.sql(
                 f"MERGE INTO {self.sql_target(table)} AS t USING {view} AS s ON FALSE "
                 f"WHEN NOT MATCHED THEN INSERT * "
@@ -192,7 +200,7 @@ class Tables:
         if self.cfg.format != "delta":
             df.write.format("parquet").mode("append").partitionBy(*partition_by).save(self.location(table))
             return self._after_write(table, expected)
-        view = self._temp_view(df)
+        view = self.temp_view(df)
         on = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
         self.spark.sql(
             f"MERGE INTO {self.sql_target(table)} AS t USING {view} AS s ON {on} "
@@ -205,9 +213,7 @@ class Tables:
     def check_schema(self, table: str, expected: Mapping[str, str]) -> None:
         """Raise :class:`TableError` unless ``table`` has exactly the expected columns and types
         (Spark ``simpleString`` types, e.g. ``array<float>``)."""
-        loc = self.location(table)
-        reader = self.spark.read.format(self.cfg.format)
-        schema = (reader.load(loc) if self.by_path else reader.table(loc.replace("`", ""))).schema
+        schema = self._load(table, None).schema
         _compare_schema(table, {f.name: f.dataType.simpleString() for f in schema.fields}, expected)
 
     def _check_frame(self, df: "DataFrame", table: str, expected: Mapping[str, str]) -> None:
@@ -219,7 +225,8 @@ class Tables:
         log.info("wrote %s (%s) version %s", table, self.location(table), version)
         return version
 
-    def _temp_view(self, df: "DataFrame") -> str:
+    def temp_view(self, df: "DataFrame") -> str:
+        """Register ``df`` under a fresh random name for a SQL statement (callers drop it after)."""
         name = f"sidlib_src_{uuid.uuid4().hex}"
         df.createOrReplaceTempView(name)
         return name

@@ -1,0 +1,117 @@
+"""fit_quantizer: fit the configured quantizer for each configured signal and publish it as a new,
+never-overwritten artifact version.
+
+Reads ``content_embeddings`` at one pinned version (recorded in the manifest), validates rows, holds out
+``fit.holdout_fraction`` of items (by a hash of item_id) for the manifest's metrics, then fits:
+EM quantizers distributed over the executors, neural ones one Spark task per signal in parallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from sidlib.artifacts import Artifact, ArtifactStore
+from sidlib.config import SidlibConfig, to_dict
+from sidlib.metrics import reconstruction_report
+from sidlib.quantizers import EMQuantizer, quantizer_class
+from sidlib.spark.embeddings import SignalData, hash_fraction, read_signal, to_matrix
+from sidlib.spark.fit import build_quantizer, fit_em_distributed, train_neural_distributed, uses_vae
+
+log = logging.getLogger(__name__)
+
+#: Held-out rows collected to the driver for the artifact's metrics (bounded, whatever the table size).
+MAX_EVAL_ROWS = 20_000
+
+
+def quantizer_spec(cfg: SidlibConfig) -> dict[str, Any]:
+    fit = cfg.fit
+    return {"name": fit.quantizer, "bits": fit.bits, "params": dict(fit.params), "vae": fit.vae,
+            "vae_params": dict(fit.vae_params), "seed": fit.seed, "device": fit.device}
+
+
+def is_distributed_em(spec: dict[str, Any]) -> bool:
+    """EM quantizers on the raw embedding fit distributed; everything with gradients trains in a task."""
+    return issubclass(quantizer_class(spec["name"]), EMQuantizer) and not uses_vae(spec)
+
+
+def split_expr(cfg: SidlibConfig) -> str:
+    """SQL predicate that is true for held-out items."""
+    return f"{hash_fraction('item_id', f'holdout-{cfg.fit.seed}')} < {float(cfg.fit.holdout_fraction)}"
+
+
+def _ordered_rows(frame: Any, limit: int, salt: str) -> np.ndarray:
+    """Up to ``limit`` rows in a fixed pseudo-random order (hash of item_id), as a matrix."""
+    import pyspark.sql.functions as F
+
+    ordered = frame.withColumn("_h", F.expr(hash_fraction("item_id", salt))).orderBy("_h", "item_id").limit(limit)
+    return to_matrix(ordered.select("embedding").toPandas()["embedding"])
+
+
+def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) -> dict[str, Any]:
+    store = ArtifactStore(cfg.artifacts.root)
+    source_version = tables.version("content_embeddings") if source_version is None else source_version
+    data = {
+        signal: read_signal(tables, signal, model_version=cfg.fit.model_version, quality=cfg.data_quality,
+                            job="fit_quantizer", source_version=source_version)
+        for signal in cfg.fit.signals
+    }
+    spec = quantizer_spec(cfg)
+    holdout = split_expr(cfg)
+    fitted: dict[str, tuple[Any, int, float]] = {}
+    if is_distributed_em(spec):
+        for signal, sd in data.items():
+            start = time.perf_counter()
+            train = sd.frame.where(f"NOT ({holdout})")
+            if cfg.fit.em_sample_fraction is not None:
+                train = train.where(f"{hash_fraction('item_id', 'em-sample')} < {float(cfg.fit.em_sample_fraction)}")
+            quantizer = build_quantizer(spec, sd.dim).to_preferred_device()
+            sample = _ordered_rows(train, cfg.fit.sample_rows, f"init-{cfg.fit.seed}")
+            fit_em_distributed(quantizer, train, sample, partitions=cfg.fit.stat_partitions)
+            fitted[signal] = (quantizer.cpu(), train.count(), time.perf_counter() - start)
+    else:
+        import pyspark.sql.functions as F
+        from pyspark.sql import Window
+
+        frames = [sd.frame.where(f"NOT ({holdout})").withColumn("signal", F.lit(s)) for s, sd in data.items()]
+        union = frames[0]
+        for other in frames[1:]:
+            union = union.unionByName(other)
+        order = Window.partitionBy("signal").orderBy(F.expr(hash_fraction("item_id", f"sample-{cfg.fit.seed}")), "item_id")
+        sample = union.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") <= cfg.fit.sample_rows).drop("_rank")
+        fitted = train_neural_distributed(sample, spec)
+    artifacts = [_publish(store, cfg, data[s], quantizer, rows, seconds, holdout)
+                 for s, (quantizer, rows, seconds) in sorted(fitted.items())]
+    return {
+        "job": "fit_quantizer",
+        "artifacts": [{"version": a.version, "signal": a.signal, "model_version": a.model_version,
+                       "path": str(a.path), "metrics": a.manifest["metrics"]} for a in artifacts],
+        "rejected": {s: d.rejected for s, d in data.items() if d.rejected},
+    }
+
+
+def _publish(store: ArtifactStore, cfg: SidlibConfig, sd: SignalData, quantizer: Any, rows: int,
+             seconds: float, holdout: str) -> Artifact:
+    eval_rows = _ordered_rows(sd.frame.where(holdout), MAX_EVAL_ROWS, f"eval-{cfg.fit.seed}")
+    metrics = reconstruction_report(quantizer, eval_rows, seed=cfg.fit.seed) if len(eval_rows) > 1 else {}
+    metrics.update(quantizer.extra_metrics())
+    log.info("%s on %s: %d train rows in %.1fs; held-out cosine loss %s", cfg.fit.quantizer, sd.signal, rows,
+             seconds, metrics.get("cosine_loss"))
+    fit_cfg = dataclasses.replace(cfg.fit, signals=[sd.signal])
+    artifact = store.publish(quantizer, {
+        "signal": sd.signal,
+        "model_version": sd.model_version,
+        "source": {"table": "content_embeddings", "version": sd.source_version, "valid_rows": sd.rows,
+                   "rejected": sd.rejected},
+        "fit": to_dict(fit_cfg),
+        "train_rows": rows,
+        "holdout_rows": int(len(eval_rows)),
+        "fit_seconds": round(seconds, 2),
+        "metrics": metrics,
+    })
+    log.info("published artifact v%d for %s at %s", artifact.version, sd.signal, artifact.path)
+    return artifact

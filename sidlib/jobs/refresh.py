@@ -1,0 +1,66 @@
+"""refresh: the recurring retrain, safe to run on a schedule.
+
+For each signal in ``fit.signals``: if the newest upstream ``model_version`` in ``content_embeddings``
+differs from the one the current SID version was trained on (or there is no current version), fit a
+new version, encode every item with it, report how many items' SID prefixes changed, and switch the
+pointer atomically (the old version stays in ``item_sids`` and the artifact store for rollback).
+Otherwise encode only new items with the current version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from sidlib.artifacts import ArtifactStore
+from sidlib.config import SidlibConfig
+from sidlib.jobs import fit
+from sidlib.jobs.encode import encode_signal
+from sidlib.spark import pointer
+from sidlib.spark.embeddings import latest_model_version
+
+log = logging.getLogger(__name__)
+
+
+def prefix_changes(tables: Any, old: int, new: int) -> dict[str, int]:
+    """Items encoded by both versions, and how many changed their first code / whole SID."""
+    sids = tables.read_unpinned("item_sids")
+    a = sids.where(f"sid_version = {int(old)}").selectExpr("item_id", "ngrams[0] AS p_old", "sid AS s_old")
+    b = sids.where(f"sid_version = {int(new)}").selectExpr("item_id", "ngrams[0] AS p_new", "sid AS s_new")
+    row = a.join(b, "item_id").selectExpr(
+        "count(*) AS compared", "sum(CASE WHEN p_old != p_new THEN 1 ELSE 0 END) AS prefix_changed",
+        "sum(CASE WHEN s_old != s_new THEN 1 ELSE 0 END) AS sid_changed").collect()[0]
+    return {k: int(row[k] or 0) for k in ("compared", "prefix_changed", "sid_changed")}
+
+
+def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: int | None) -> dict[str, Any]:
+    store = ArtifactStore(cfg.artifacts.root)
+    current = pointer.current(tables, signal)
+    upstream = latest_model_version(tables.read("content_embeddings", version=source_version), signal)
+    trained_on = store.get(current.sid_version).model_version if current else None
+    if current is not None and trained_on == upstream:
+        log.info("%s: upstream model %s unchanged; incremental encode with v%d", signal, upstream, current.sid_version)
+        encoded = encode_signal(cfg, tables, store.get(current.sid_version), "incremental", source_version=source_version)
+        return {"signal": signal, "action": "incremental", "sid_version": current.sid_version, "encode": encoded}
+    log.info("%s: upstream model %s (current SID trained on %s): fitting a new version", signal, upstream, trained_on)
+    fit_cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, signals=[signal], model_version=upstream))
+    fitted = fit.run(fit_cfg, tables, source_version=source_version)["artifacts"][0]
+    new = store.get(fitted["version"])
+    encoded = encode_signal(cfg, tables, new, "full", source_version=source_version)
+    changes = prefix_changes(tables, current.sid_version, new.version) if current else None
+    try:
+        pointer.switch(tables, signal, new.version, upstream, expected=current.sid_version if current else None)
+        action = "refit"
+    except pointer.PointerConflict as exc:
+        log.warning("%s", exc)
+        action = "lost_race"
+    return {"signal": signal, "action": action, "sid_version": new.version,
+            "previous_version": current.sid_version if current else None, "model_version": upstream,
+            "metrics": fitted["metrics"], "encode": encoded, "changes": changes}
+
+
+def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
+    source_version = tables.version("content_embeddings")
+    return {"job": "refresh", "content_embeddings_version": source_version,
+            "signals": [refresh_signal(cfg, tables, s, source_version) for s in cfg.fit.signals]}

@@ -1,0 +1,128 @@
+"""Read one signal's embeddings from ``content_embeddings``, validated, for fitting and encoding.
+
+Rows that cannot be used are never dropped silently: each gets a reason (``null embedding``,
+``wrong dimension``, ``non-finite value``, ``duplicate``), is counted in the job summary and, by the
+``data_quality.on_bad_rows`` policy, either quarantined to ``rejected_rows`` or fails the job.
+Validation is SQL expressions on the engine, so bad rows are found without collecting anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sidlib import schemas
+from sidlib.config import DataQualityConfig
+from sidlib.errors import InvalidInputError, TableError
+from sidlib.spark.tables import Tables, sql_literal
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+REASON = "reject_reason"
+
+
+@dataclass
+class SignalData:
+    """Valid rows (``item_id``, ``embedding``) of one signal and model version, plus what was rejected."""
+
+    frame: "DataFrame"
+    signal: str
+    model_version: str
+    dim: int
+    source_version: int | None
+    rows: int
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+def latest_model_version(df: "DataFrame", signal: str) -> str:
+    """The model version most recently logged for ``signal`` (what a refresh should train on)."""
+    import pyspark.sql.functions as F
+
+    row = (df.where(F.col("signal") == signal).groupBy("model_version").agg(F.max("logged_at").alias("at"))
+           .orderBy(F.col("at").desc(), F.col("model_version").desc()).limit(1).collect())
+    if not row:
+        signals = sorted(r["signal"] for r in df.select("signal").distinct().collect())
+        raise TableError(f"signal {signal!r} not in content_embeddings (found: {', '.join(signals) or 'no rows'})")
+    return str(row[0]["model_version"])
+
+
+def read_signal(
+    tables: Tables,
+    signal: str,
+    *,
+    model_version: str | None = None,
+    dim: int | None = None,
+    quality: DataQualityConfig,
+    job: str,
+    source_version: int | None = None,
+) -> SignalData:
+    """Valid embeddings of ``signal`` at ``model_version`` (default: the newest one), with bad rows
+    handled by ``quality``. ``dim`` defaults to the most common embedding size of the signal."""
+    import pyspark.sql.functions as F
+    from pyspark.sql import Window
+
+    df = tables.read("content_embeddings", version=source_version)
+    version = tables.reads[-1].version
+    model_version = model_version or latest_model_version(df, signal)
+    rows = df.where((F.col("signal") == signal) & (F.col("model_version") == model_version))
+    if dim is None:
+        sizes = rows.where(F.col("embedding").isNotNull()).groupBy(F.size("embedding").alias("n")).count()
+        top = sizes.orderBy(F.col("count").desc(), F.col("n")).limit(1).collect()
+        if not top:
+            raise TableError(f"no usable rows for signal {signal!r} at model_version {model_version!r}")
+        dim = int(top[0]["n"])
+    finite = "exists(embedding, x -> x IS NULL OR isnan(x) OR x = double('inf') OR x = double('-inf'))"
+    ranked = rows.withColumn(
+        "_dup_rank", F.row_number().over(Window.partitionBy("item_id").orderBy(F.col("logged_at").desc(), F.col("embedding").cast("string")))
+    )
+    checked = ranked.withColumn(REASON, F.expr(
+        f"CASE WHEN embedding IS NULL THEN 'null embedding' "
+        f"WHEN size(embedding) != {int(dim)} THEN 'wrong dimension' "
+        f"WHEN {finite} THEN 'non-finite value' "
+        f"WHEN _dup_rank > 1 THEN 'duplicate' ELSE NULL END"
+    )).drop("_dup_rank")
+    rejected = {r[REASON]: int(r["count"]) for r in checked.where(F.col(REASON).isNotNull()).groupBy(REASON).count().collect()}
+    if rejected:
+        _handle_rejects(tables, checked.where(F.col(REASON).isNotNull()), rejected, quality, job, version, signal)
+    valid = checked.where(F.col(REASON).isNull()).select("item_id", "embedding")
+    n = valid.count()
+    if n == 0:
+        raise TableError(f"no valid rows for signal {signal!r} at model_version {model_version!r}")
+    log.info("signal %s@%s: %d valid rows (dim %d) from content_embeddings v%s, rejected %s",
+             signal, model_version, n, dim, version, rejected or "none")
+    return SignalData(valid, signal, model_version, int(dim), version, n, rejected)
+
+
+def _handle_rejects(tables: Tables, bad: "DataFrame", counts: dict[str, int], quality: DataQualityConfig,
+                    job: str, version: int | None, signal: str) -> None:
+    import pyspark.sql.functions as F
+
+    summary = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    if quality.on_bad_rows == "fail":
+        raise InvalidInputError(f"content_embeddings has bad rows for signal {signal!r}: {summary} "
+                                f"(set data_quality.on_bad_rows=quarantine to set them aside)")
+    out = bad.select(
+        F.col("item_id").cast("bigint"), F.col("signal"), F.col("model_version"), F.col(REASON).alias("reason"),
+        F.lit(job).alias("job"), F.lit(version).cast("bigint").alias("source_version"),
+    )
+    tables.write(out, "rejected_rows", expected=schemas.REJECTED_ROWS, mode="append")
+    log.warning("quarantined %s rows of %s to rejected_rows: %s", sum(counts.values()), signal, summary)
+
+
+def hash_fraction(column: str, salt: str) -> str:
+    """SQL expression in [0, 1) from a hash of ``column`` and ``salt``: a deterministic split that does
+    not depend on partitioning or row order."""
+    return f"pmod(xxhash64({column}, {sql_literal(salt)}), 1000000) / 1000000.0"
+
+
+def to_matrix(values: Any) -> np.ndarray:
+    """A pandas/Arrow column of equal-length float arrays as one float32 ``[n, dim]`` matrix."""
+    if len(values) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(values.to_numpy() if hasattr(values, "to_numpy") else values).astype(np.float32, copy=False)

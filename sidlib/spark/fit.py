@@ -1,0 +1,127 @@
+"""Fitting quantizers on Spark.
+
+* EM quantizers: the E-step runs on the executors. Each partition folds its Arrow batches into one
+  set of sufficient statistics (``mapInPandas``); the driver sums them and runs the M-step, level by
+  level, using exactly the :class:`~sidlib.quantizers.base.EMQuantizer` calls an in-process fit uses.
+  The sum runs in a fixed order (partitions sorted by their smallest item id), so a refit of the same
+  table version gives byte-identical codes.
+* Neural quantizers: one Spark task per signal trains on that signal's sample
+  (``groupBy(signal).applyInPandas``), on the task's GPU when it has one; the fitted weights come back
+  as bytes (tensors and JSON only).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
+from sidlib.quantizers import EMQuantizer, Quantizer, build, quantizer_class
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+STATS_SCHEMA = "part_key long, key string, value binary"
+TRAINED_SCHEMA = "signal string, payload binary, rows long, seconds double"
+
+
+def _array_bytes(arr: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, arr, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _bytes_array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The ``mapInPandas`` function of one E-step: statistics of one partition, emitted once."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from sidlib.device import set_worker_threads
+        from sidlib.quantizers.base import add_statistics
+        from sidlib.spark.embeddings import to_matrix
+
+        set_worker_threads()
+        quantizer = quantizer_from_bytes(payload).to_preferred_device()
+        assert isinstance(quantizer, EMQuantizer)
+        parts, first_id = [], None
+        for batch in batches:
+            if len(batch):
+                first_id = int(batch["item_id"].min()) if first_id is None else min(first_id, int(batch["item_id"].min()))
+                parts.append(quantizer.level_statistics(level, to_matrix(batch["embedding"])))
+        if parts:
+            stats = add_statistics(parts)
+            yield pd.DataFrame({"part_key": first_id, "key": list(stats), "value": [_array_bytes(v) for v in stats.values()]})
+
+    return run
+
+
+def fit_em_distributed(quantizer: EMQuantizer, frame: "DataFrame", sample: np.ndarray, *, partitions: int) -> EMQuantizer:
+    """Fit ``quantizer`` on all rows of ``frame`` (``item_id``, ``embedding``), initialised from ``sample``."""
+    from sidlib.quantizers.base import add_statistics
+
+    data = frame.select("item_id", "embedding").repartition(partitions, "item_id")
+    for level in range(quantizer.n_levels):
+        quantizer.init_level(level, sample)
+        for iteration in range(quantizer.max_iter):
+            start = time.perf_counter()
+            rows = data.mapInPandas(partition_statistics(quantizer_to_bytes(quantizer), level), STATS_SCHEMA).collect()
+            by_part: dict[int, dict[str, np.ndarray]] = {}
+            for row in rows:
+                by_part.setdefault(int(row["part_key"]), {})[row["key"]] = _bytes_array(row["value"])
+            stats = add_statistics(by_part[k] for k in sorted(by_part))
+            change = quantizer.apply_statistics(level, stats)
+            log.info("EM level %d/%d iteration %d: relative change %.2e over %d partitions (%.1fs)",
+                     level + 1, quantizer.n_levels, iteration + 1, change, len(by_part), time.perf_counter() - start)
+            if change < quantizer.tol:
+                break
+    quantizer.finish_fit()
+    return quantizer
+
+
+def train_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The ``applyInPandas`` function that trains one signal's quantizer from its sample rows."""
+
+    def run(group: pd.DataFrame) -> pd.DataFrame:
+        from sidlib.device import set_worker_threads
+        from sidlib.spark.embeddings import to_matrix
+
+        set_worker_threads()
+        start = time.perf_counter()
+        group = group.sort_values("item_id", kind="stable")  # row order must not depend on the shuffle
+        quantizer = build_quantizer(spec, dim=len(group["embedding"].iloc[0])).to_preferred_device()
+        quantizer.fit(to_matrix(group["embedding"]))
+        return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [quantizer_to_bytes(quantizer.cpu())],
+                             "rows": [len(group)], "seconds": [time.perf_counter() - start]})
+
+    return run
+
+
+def train_neural_distributed(frame: "DataFrame", spec: dict[str, Any]) -> dict[str, tuple[Quantizer, int, float]]:
+    """Train one quantizer per signal of ``frame`` (``signal``, ``item_id``, ``embedding``) in parallel."""
+    rows = frame.groupBy("signal").applyInPandas(train_in_task(spec), TRAINED_SCHEMA).collect()
+    return {r["signal"]: (quantizer_from_bytes(r["payload"]), int(r["rows"]), float(r["seconds"])) for r in rows}
+
+
+def uses_vae(spec: dict[str, Any]) -> bool:
+    """Whether the spec runs inside the VQ-VAE: ``vae: null`` means the quantizer's own default."""
+    if spec.get("vae") is None:
+        return bool(getattr(quantizer_class(spec["name"]), "default_vae", False))
+    return bool(spec["vae"])
+
+
+def build_quantizer(spec: dict[str, Any], dim: int) -> Quantizer:
+    """Build from the fit config's quantizer spec (``name``, ``bits``, ``params``, ``vae``,
+    ``vae_params``, ``seed``, ``device``); seed and device apply to the VQ-VAE and the quantizer alike."""
+    common = {"seed": spec["seed"], "device": spec["device"]}
+    vae: dict[str, Any] | bool = {**common, **spec.get("vae_params", {})} if uses_vae(spec) else False
+    return build(spec["name"], dim=dim, bits=spec["bits"], vae=vae, **common, **spec["params"])
