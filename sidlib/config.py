@@ -116,6 +116,22 @@ class EncodeConfig:
 
 
 @dataclass
+class SweepConfig:
+    """``sweep``: fit every layout of ``quantizer`` that spends ``bits`` on a sample of one signal,
+    one Spark task per layout, and write the best (lowest held-out cosine loss) as a config file
+    the fit job runs with. Training settings (seed, device, VQ-VAE, hold-out) come from ``fit``."""
+
+    signal: str = "text"
+    quantizer: str = "dpca"
+    bits: float = 24
+    #: Explicit layouts (constructor parameters); empty = every layout of the budget (sidlib.sweep).
+    grid: list[dict[str, Any]] = field(default_factory=list)
+    max_points: int = 16
+    sample_rows: int = 20_000
+    output: str = "conf/generated/best_layout.yaml"
+
+
+@dataclass
 class DataQualityConfig:
     """What to do with unusable ``content_embeddings`` rows (null, wrong dimension, NaN/inf,
     duplicates): ``quarantine`` writes them to ``rejected_rows`` with a reason and goes on,
@@ -134,6 +150,7 @@ class SidlibConfig:
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     data_quality: DataQualityConfig = field(default_factory=DataQualityConfig)
 
 

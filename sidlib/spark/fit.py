@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
+from sidlib.errors import SidlibError
 from sidlib.quantizers import EMQuantizer, Quantizer, build, quantizer_class
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 STATS_SCHEMA = "part_key long, key string, value binary"
 TRAINED_SCHEMA = "signal string, payload binary, rows long, seconds double"
+LAYOUT_SCHEMA = ("grid_id long, params string, bits double, cosine_loss double, utilization_min double, "
+                 "utilization_mean double, unique_sid_rate double, seconds double, error string")
 
 
 def _array_bytes(arr: np.ndarray) -> bytes:
@@ -102,6 +105,41 @@ def train_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame
         quantizer.fit(to_matrix(group["embedding"]))
         return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [quantizer_to_bytes(quantizer.cpu())],
                              "rows": [len(group)], "seconds": [time.perf_counter() - start]})
+
+    return run
+
+
+def evaluate_layout_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The ``applyInPandas`` function of one sweep grid point: fit on the sample's training rows with
+    the point's layout, score on its held-out rows."""
+
+    def run(group: pd.DataFrame) -> pd.DataFrame:
+        import json
+
+        from sidlib.device import set_worker_threads
+        from sidlib.metrics import cosine_loss, unique_sid_rate, utilization
+        from sidlib.spark.embeddings import to_matrix
+
+        set_worker_threads()
+        start = time.perf_counter()
+        group = group.sort_values("item_id", kind="stable")
+        params = json.loads(group["params"].iloc[0])
+        train, held_out = to_matrix(group["embedding"][~group["holdout"]]), to_matrix(group["embedding"][group["holdout"]])
+        row: dict[str, Any] = {"grid_id": int(group["grid_id"].iloc[0]), "params": json.dumps(params, sort_keys=True),
+                               "bits": float("nan"), "cosine_loss": float("nan"), "utilization_min": float("nan"),
+                               "utilization_mean": float("nan"), "unique_sid_rate": float("nan"), "error": None}
+        try:
+            quantizer = build_quantizer({**spec, "params": {**spec["params"], **params}}, dim=train.shape[1])
+            quantizer.to_preferred_device().fit(train)
+            codes = quantizer.encode(held_out)
+            usage = utilization(codes, quantizer.cardinalities)
+            row.update(bits=quantizer.bits, cosine_loss=cosine_loss(held_out, quantizer.decode(codes)),
+                       utilization_min=float(usage.min()), utilization_mean=float(usage.mean()),
+                       unique_sid_rate=unique_sid_rate(codes))
+        except SidlibError as exc:  # a layout the sample cannot support is a result, not a job failure
+            row["error"] = str(exc)
+        row["seconds"] = time.perf_counter() - start
+        return pd.DataFrame([row])
 
     return run
 
