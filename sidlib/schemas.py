@@ -51,3 +51,10 @@ REJECTED_ROWS = {
     "job": "string",
     "source_version": "bigint",
 }
+
+
+def by_table() -> dict[str, dict[str, str]]:
+    """Logical table name -> schema. Parquet has no schema log (partition columns come back with
+    inferred types), so Parquet reads apply these."""
+    return {name.lower(): value for name, value in globals().items()
+            if name.isupper() and isinstance(value, dict)}

@@ -33,3 +33,29 @@ def test_delta_without_jars_is_a_clear_error(tmp_path: Path) -> None:
     cfg = demo_config(tmp_path, engine="spark", fmt="delta", max_items=ITEMS)
     with pytest.raises(ConfigError, match="tables.format is delta but engine 'spark' has no Delta jars"):
         run_with_session(inspect.run, cfg)
+
+
+def test_fit_and_encode_on_classic_spark_match_in_process(tmp_path: Path) -> None:
+    import numpy as np
+
+    from sidlib.artifacts import ArtifactStore
+    from sidlib.jobs import encode, fit
+
+    cfg = demo_config(tmp_path / "tables", engine="spark", fmt="parquet", max_items=ITEMS)
+    cfg.artifacts.root = str(tmp_path / "artifacts")
+    cfg.fit.bits = 8
+    cfg.fit.stat_partitions = 2
+    run_with_session(ingest.run, cfg)
+    (artifact,) = run_with_session(fit.run, cfg)["artifacts"]
+    encoded = run_with_session(encode.run, cfg)
+    assert encoded["items_in_version"] == ITEMS
+
+    def read_back(c, tables):  # type: ignore[no-untyped-def]
+        sids = tables.read("item_sids").toPandas().sort_values("item_id")
+        emb = tables.read("content_embeddings").where("signal = 'text'").toPandas().sort_values("item_id")
+        return {"sids": sids, "emb": emb}
+
+    got = run_with_session(read_back, cfg)
+    q = ArtifactStore(cfg.artifacts.root).get(artifact["version"]).load_quantizer()
+    expected = q.encode(np.stack(got["emb"]["embedding"].to_numpy()))
+    np.testing.assert_array_equal(np.stack(got["sids"]["codes"].to_numpy()), expected)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from sidlib import schemas
 from sidlib.config import TablesConfig
 from sidlib.errors import ConfigError, TableError
 
@@ -137,6 +138,8 @@ class Tables:
 
     def _load(self, table: str, version: int | None) -> "DataFrame":
         reader = self.spark.read.format(self.cfg.format)
+        if self.cfg.format == "parquet" and table in schemas.by_table():
+            reader = reader.schema(schemas.ddl(schemas.by_table()[table]))
         if version is not None:
             reader = reader.option("versionAsOf", int(version))
         loc = self.location(table)
