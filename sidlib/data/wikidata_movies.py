@@ -39,10 +39,10 @@ def normalise_title(title: str) -> str:
 
 
 def load_movies() -> pd.DataFrame:
-    """``title``, ``year``, ``director``, ``writer``, ``cast``, ``country``, ``language``."""
+    """``title``, ``year``, ``genre``, ``director``, ``writer``, ``cast``, ``country``, ``language``."""
     with sqlite3.connect(f"file:{movies_db()}?mode=ro", uri=True) as conn:
         df = pd.read_sql_query(
-            'SELECT Title AS title, Year AS year, Director AS director, Writer AS writer, "Cast" AS cast, '
+            'SELECT Title AS title, Year AS year, Genre AS genre, Director AS director, Writer AS writer, "Cast" AS cast, '
             "Country AS country, Language AS language FROM omdb",
             conn,
         )
@@ -54,4 +54,13 @@ def join_to_items(items: pd.DataFrame, movies: pd.DataFrame) -> pd.DataFrame:
     movies = movies.assign(match_key=movies["title"].map(normalise_title) + "|" + movies["year"].astype(str))
     movies = movies.drop_duplicates("match_key")
     keyed = items.assign(match_key=items["title"].map(normalise_title) + "|" + items["year"].astype(str))
-    return keyed.merge(movies.drop(columns=["title", "year"]), on="match_key", how="inner").drop(columns="match_key")
+    return keyed.merge(movies.drop(columns=["title", "year", "genre"]), on="match_key", how="inner").drop(columns="match_key")
+
+
+def movie_texts(movies: pd.DataFrame) -> list[str]:
+    """One descriptive text per Wikidata film (title, year, genre, people, country), for embedding."""
+    def one(row: pd.Series) -> str:
+        cast = ", ".join(row["cast"].split(", ")[:6]) if row["cast"] else "unknown"
+        return (f"{row['title']} ({row['year']}). Genre: {row.get('genre') or 'unknown'}. Directed by "
+                f"{row['director'] or 'unknown'}. Starring {cast}. Country: {row['country'] or 'unknown'}.")
+    return [one(row) for _, row in movies.iterrows()]

@@ -7,13 +7,14 @@ import time
 from typing import Any, Callable
 
 from sidlib.config import SidlibConfig
-from sidlib.jobs import ingest, inspect
+from sidlib.jobs import ingest, inspect, refresh
 
 log = logging.getLogger(__name__)
 
 STEPS: list[tuple[str, Callable[[SidlibConfig, Any], dict[str, Any]]]] = [
     ("ingest_demo_data", ingest.run),
     ("inspect_tables", inspect.run),
+    ("refresh", refresh.run),  # fit a SID version when none is current, encode, switch the pointer
 ]
 
 
