@@ -94,6 +94,10 @@ class FitConfig:
     vae_params: dict[str, Any] = field(default_factory=dict)
     #: Upstream embedding model version to train on; ``null`` = the newest logged for each signal.
     model_version: str | None = None
+    #: For ``quantizer: fusion``: how each signal is reconstructed (``embedding``: cosine loss;
+    #: ``multilabel``: BCE; ``categorical``: cross-entropy) and its loss weight (default 1).
+    signal_kinds: dict[str, str] = field(default_factory=lambda: {"genres": "multilabel"})
+    signal_weights: dict[str, float] = field(default_factory=dict)
     sample_rows: int = 200_000
     em_sample_fraction: float | None = None
     #: Items held out (by a hash of item_id) for the artifact's reconstruction metrics.

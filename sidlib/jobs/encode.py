@@ -6,6 +6,7 @@ them, so SIDs of already-encoded items never change between runs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from sidlib.artifacts import Artifact, ArtifactError, ArtifactStore
 from sidlib.config import SidlibConfig
 from sidlib.sid import hash_size
 from sidlib.spark import pointer
-from sidlib.spark.embeddings import read_signal
+from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, read_signal
 from sidlib.spark.encode import encode_batches
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
                   source_version: int | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     hash_size(artifact.manifest["cardinalities"])  # the packed SID must fit int64: fail before any work
-    data = read_signal(tables, artifact.signal, model_version=artifact.model_version, quality=cfg.data_quality,
-                       job="encode_items", source_version=source_version)
+    if artifact.signal == FUSION_SIGNAL:
+        data, _ = read_fused(tables, artifact.manifest["fit"]["signals"], quality=cfg.data_quality, job="encode_items",
+                             model_versions=json.loads(artifact.model_version), source_version=source_version)
+    else:
+        data = read_signal(tables, artifact.signal, model_version=artifact.model_version, quality=cfg.data_quality,
+                           job="encode_items", source_version=source_version)
     if data.dim != artifact.manifest["dim"]:
         raise ArtifactError(f"artifact v{artifact.version} expects dim {artifact.manifest['dim']} but "
                             f"{artifact.signal} embeddings have dim {data.dim}")

@@ -9,6 +9,7 @@ EM quantizers distributed over the executors, neural ones one Spark task per sig
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from sidlib.artifacts import Artifact, ArtifactStore
 from sidlib.config import SidlibConfig, to_dict
 from sidlib.metrics import reconstruction_report
 from sidlib.quantizers import EMQuantizer, quantizer_class
-from sidlib.spark.embeddings import SignalData, hash_fraction, read_signal, to_matrix
+from sidlib.spark.embeddings import FUSION_SIGNAL, SignalData, hash_fraction, read_fused, read_signal, to_matrix
 from sidlib.spark.fit import build_quantizer, fit_em_distributed, train_neural_distributed, uses_vae
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,31 @@ def _ordered_rows(frame: Any, limit: int, salt: str) -> np.ndarray:
     return to_matrix(ordered.select("embedding").toPandas()["embedding"])
 
 
+def is_fusion(cfg: SidlibConfig) -> bool:
+    return cfg.fit.quantizer == FUSION_SIGNAL
+
+
+def read_inputs(cfg: SidlibConfig, tables: Any, source_version: int | None) -> tuple[dict[str, SignalData], dict[str, Any]]:
+    """The rows each quantizer trains on: one entry per signal, or one ``fusion`` entry whose rows hold
+    all signals (then also the fusion layout parameters the quantizer needs)."""
+    quality, job = cfg.data_quality, "fit_quantizer"
+    if not is_fusion(cfg):
+        return {s: read_signal(tables, s, model_version=cfg.fit.model_version, quality=quality, job=job,
+                               source_version=source_version) for s in cfg.fit.signals}, {}
+    versions = json.loads(cfg.fit.model_version) if cfg.fit.model_version else None
+    fused, dims = read_fused(tables, cfg.fit.signals, quality=quality, job=job, model_versions=versions,
+                             source_version=source_version)
+    layout = [{"name": s, "dim": d, "kind": cfg.fit.signal_kinds.get(s, "embedding"),
+               "weight": cfg.fit.signal_weights.get(s, 1.0)} for s, d in dims.items()]
+    return {FUSION_SIGNAL: fused}, {"signals": layout}
+
+
 def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) -> dict[str, Any]:
     store = ArtifactStore(cfg.artifacts.root)
     source_version = tables.version("content_embeddings") if source_version is None else source_version
-    data = {
-        signal: read_signal(tables, signal, model_version=cfg.fit.model_version, quality=cfg.data_quality,
-                            job="fit_quantizer", source_version=source_version)
-        for signal in cfg.fit.signals
-    }
+    data, layout = read_inputs(cfg, tables, source_version)
     spec = quantizer_spec(cfg)
+    spec["params"].update(layout)
     holdout = split_expr(cfg)
     fitted: dict[str, tuple[Any, int, float]] = {}
     if is_distributed_em(spec):
@@ -101,7 +118,7 @@ def _publish(store: ArtifactStore, cfg: SidlibConfig, sd: SignalData, quantizer:
     metrics.update(quantizer.extra_metrics())
     log.info("%s on %s: %d train rows in %.1fs; held-out cosine loss %s", cfg.fit.quantizer, sd.signal, rows,
              seconds, metrics.get("cosine_loss"))
-    fit_cfg = dataclasses.replace(cfg.fit, signals=[sd.signal])
+    fit_cfg = cfg.fit if sd.signal == FUSION_SIGNAL else dataclasses.replace(cfg.fit, signals=[sd.signal])
     artifact = store.publish(quantizer, {
         "signal": sd.signal,
         "model_version": sd.model_version,

@@ -18,7 +18,7 @@ from sidlib.config import SidlibConfig
 from sidlib.jobs import fit
 from sidlib.jobs.encode import encode_signal
 from sidlib.spark import pointer
-from sidlib.spark.embeddings import latest_model_version
+from sidlib.spark.embeddings import FUSION_SIGNAL, composite_model_version, latest_model_version
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,15 @@ def prefix_changes(tables: Any, old: int, new: int) -> dict[str, int]:
 def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: int | None) -> dict[str, Any]:
     store = ArtifactStore(cfg.artifacts.root)
     current = pointer.current(tables, signal)
-    upstream = latest_model_version(tables.read("content_embeddings", version=source_version), signal)
+    upstream = upstream_model_version(cfg, tables, signal, source_version)
     trained_on = store.get(current.sid_version).model_version if current else None
     if current is not None and trained_on == upstream:
         log.info("%s: upstream model %s unchanged; incremental encode with v%d", signal, upstream, current.sid_version)
         encoded = encode_signal(cfg, tables, store.get(current.sid_version), "incremental", source_version=source_version)
         return {"signal": signal, "action": "incremental", "sid_version": current.sid_version, "encode": encoded}
     log.info("%s: upstream model %s (current SID trained on %s): fitting a new version", signal, upstream, trained_on)
-    fit_cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, signals=[signal], model_version=upstream))
+    signals = cfg.fit.signals if signal == FUSION_SIGNAL else [signal]
+    fit_cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, signals=signals, model_version=upstream))
     fitted = fit.run(fit_cfg, tables, source_version=source_version)["artifacts"][0]
     new = store.get(fitted["version"])
     encoded = encode_signal(cfg, tables, new, "full", source_version=source_version)
@@ -60,7 +61,17 @@ def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: 
             "metrics": fitted["metrics"], "encode": encoded, "changes": changes}
 
 
+def upstream_model_version(cfg: SidlibConfig, tables: Any, signal: str, source_version: int | None) -> str:
+    """The newest upstream model version of ``signal`` (for ``fusion``: of each input signal, composed)."""
+    content = tables.read("content_embeddings", version=source_version)
+    if signal != FUSION_SIGNAL:
+        return latest_model_version(content, signal)
+    return composite_model_version({s: latest_model_version(content, s) for s in cfg.fit.signals})
+
+
 def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
+    """Refresh each configured signal, or the one fused SID when ``fit.quantizer`` is ``fusion``."""
     source_version = tables.version("content_embeddings")
+    units = [FUSION_SIGNAL] if cfg.fit.quantizer == FUSION_SIGNAL else cfg.fit.signals
     return {"job": "refresh", "content_embeddings_version": source_version,
-            "signals": [refresh_signal(cfg, tables, s, source_version) for s in cfg.fit.signals]}
+            "signals": [refresh_signal(cfg, tables, s, source_version) for s in units]}
