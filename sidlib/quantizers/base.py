@@ -210,7 +210,8 @@ class EMQuantizer(Quantizer):
         q.finish_fit()
 
     ``level_statistics`` computes the residual of ``X`` after levels ``< level`` itself, so callers
-    pass raw rows. Statistics are dicts of float64 numpy arrays; :func:`add_statistics` sums them.
+    pass raw rows. ``apply_statistics`` must run on the object that ran ``init_level`` (it may re-seed
+    empty clusters from the sample kept there); executors only run ``level_statistics``. Statistics are dicts of float64 numpy arrays; :func:`add_statistics` sums them.
     """
 
     n_levels: int
@@ -234,6 +235,7 @@ class EMQuantizer(Quantizer):
         self._mark_fitted()
 
     def fit_stream(self, batches: BatchStream, *, sample_size: int = 65536) -> "EMQuantizer":
+        self.to_preferred_device()
         sample = _take_sample(batches, sample_size, self.dim)
         for level in range(self.n_levels):
             self.init_level(level, sample)

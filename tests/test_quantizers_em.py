@@ -1,0 +1,306 @@
+"""EM-style quantizers (kmeans, rq_kmeans, rq_gmm): layout, fit/encode/decode, persistence,
+determinism, additive statistics and the distributed fit loop, beam search, empty-cluster handling,
+and errors on bad input. Small synthetic clustered data keeps the whole file fast on a laptop."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
+from sidlib.errors import InvalidInputError
+from sidlib.quantizers import build, load
+from sidlib.quantizers.base import add_statistics
+from sidlib.quantizers.kmeans import KMeans
+from sidlib.quantizers.rq_gmm import RQGMM
+from sidlib.quantizers.rq_kmeans import RQKMeans
+
+DIM = 32
+#: Small layouts so each fit takes a fraction of a second: name -> constructor params.
+SMALL = {
+    "kmeans": {"k": 32},
+    "rq_kmeans": {"levels": 3, "codebook_size": 16},
+    "rq_gmm": {"levels": 3, "codebook_size": 16},
+}
+NAMES = list(SMALL)
+
+
+def clustered(n: int = 2000, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    """Two-scale clusters (16 regions, 8 sub-clusters each) so every residual level has structure."""
+    rng = np.random.default_rng(seed)
+    top = rng.normal(size=(16, dim)) * 4.0
+    sub = top[:, None, :] + rng.normal(size=(16, 8, dim)) * 1.0
+    flat = sub.reshape(-1, dim)
+    return (flat[rng.integers(len(flat), size=n)] + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a - b) ** 2).sum(axis=1).mean())
+
+
+def make(name: str, **overrides):
+    return build(name, dim=DIM, bits=24, device="cpu", **{**SMALL[name], **overrides})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """These tensors are tiny: with several intra-op threads, OpenMP synchronisation dominates and
+    explodes when the CI host is oversubscribed (seen: 3 s -> 36 s). One thread is fast and stable."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return clustered()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return {name: make(name).fit(data) for name in NAMES}
+
+
+# ------------------------------------------------------------------ layout and config
+def test_default_layout_spends_24_bits_as_3_x_256():
+    for name in ("rq_kmeans", "rq_gmm"):
+        q = build(name, dim=DIM, bits=24)
+        assert q.cardinalities == [256, 256, 256]
+        assert q.n_levels == 3
+        assert q.bits == 24.0
+
+
+def test_layout_overrides_and_kmeans_default_k():
+    assert build("rq_kmeans", dim=DIM, bits=24, levels=4).cardinalities == [64] * 4
+    assert build("rq_gmm", dim=DIM, bits=24, codebook_size=100).cardinalities == [100] * 3
+    km = build("kmeans", dim=DIM, bits=10)
+    assert km.cardinalities == [1024] and km.bits == 10.0 and km.n_levels == 1
+    assert build("kmeans", dim=DIM, bits=24, k=4096).bits == 12.0
+
+
+def test_kmeans_without_k_over_16_bits_asks_for_k():
+    with pytest.raises(InvalidInputError, match="pass k"):
+        build("kmeans", dim=DIM, bits=24)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_rebuilds_identical_unfitted_module(name):
+    q = make(name, seed=3, max_iter=7)
+    json.dumps(q.config)
+    clone = type(q)(**q.config)
+    assert clone.config == q.config
+    assert {k: v.shape for k, v in clone.state_dict().items()} == {k: v.shape for k, v in q.state_dict().items()}
+    assert all(v.dtype in (torch.float32, torch.bool) for v in q.state_dict().values())
+
+
+# ------------------------------------------------------------------ fit / encode / decode
+@pytest.mark.parametrize("name", NAMES)
+def test_encode_decode_shapes_ranges_and_quality(name, fitted, data):
+    q = fitted[name]
+    codes = q.encode(data)
+    assert codes.dtype == np.int64 and codes.shape == (len(data), q.n_codes)
+    assert (codes >= 0).all() and (codes < np.asarray(q.cardinalities)).all()
+    recon = q.decode(codes)
+    assert recon.dtype == np.float32 and recon.shape == data.shape
+    assert mse(recon, data) < 0.2 * mse(data.mean(0, keepdims=True), data)
+
+
+@pytest.mark.parametrize("name", ["rq_kmeans", "rq_gmm"])
+def test_decode_prefix_is_the_coarser_reconstruction(name, fitted, data):
+    q = fitted[name]
+    codes = q.encode(data)
+    np.testing.assert_array_equal(q.decode_prefix(codes, 3), q.decode(codes))
+    np.testing.assert_array_equal(q.decode_prefix(codes[:, :2], 2), q.decode_prefix(codes, 2))
+    errors = [mse(q.decode_prefix(codes, m), data) for m in (1, 2, 3)]
+    assert errors[0] > errors[1] > errors[2]
+    view = q.prefix(2)
+    np.testing.assert_array_equal(view.encode(data), codes[:, :2])
+    np.testing.assert_array_equal(view.decode(codes[:, :2]), q.decode_prefix(codes, 2))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_quantize_is_straight_through(name, fitted, data):
+    q = fitted[name]
+    z = torch.from_numpy(data[:50]).requires_grad_(True)
+    out = q.quantize(z)
+    np.testing.assert_allclose(out.z_q.detach().numpy(), q.decode(q.encode(data[:50])), rtol=1e-6, atol=1e-5)
+    out.z_q.sum().backward()
+    np.testing.assert_array_equal(z.grad.numpy(), np.ones_like(data[:50]))
+
+
+# ------------------------------------------------------------------ persistence and determinism
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_roundtrip(name, fitted, data, tmp_path):
+    q = fitted[name]
+    q.save(tmp_path / name)
+    back = load(tmp_path / name)
+    assert type(back) is type(q) and back.is_fitted
+    codes = q.encode(data)
+    np.testing.assert_array_equal(back.encode(data), codes)
+    np.testing.assert_array_equal(back.decode(codes), q.decode(codes))
+    assert back.extra_metrics() == q.extra_metrics()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_codes_other_seed_other_model(name, fitted, data):
+    again = make(name).fit(data)
+    assert again.encode(data).tobytes() == fitted[name].encode(data).tobytes()
+    assert torch.equal(again.codebooks, fitted[name].codebooks)
+    other = make(name, seed=1).fit(data)
+    assert not torch.equal(other.codebooks, fitted[name].codebooks)
+
+
+# ------------------------------------------------------------------ EM statistics and distributed fit
+@pytest.mark.parametrize("name", NAMES)
+def test_statistics_of_halves_add_up_to_the_whole(name, fitted, data):
+    q = fitted[name]
+    half = len(data) // 2 + 7
+    for level in range(q.n_levels):
+        whole = q.level_statistics(level, data)
+        parts = add_statistics([q.level_statistics(level, data[:half]), q.level_statistics(level, data[half:])])
+        assert set(parts) == set(whole)
+        for key in whole:
+            assert whole[key].dtype == np.float64
+            np.testing.assert_allclose(parts[key], whole[key], rtol=1e-9, atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_distributed_loop_matches_fit(name, fitted, data):
+    """The loop sidlib.spark runs: init on the driver's sample, E-step per partition, sum, M-step."""
+    q = make(name)
+    sample = data[np.random.default_rng(q.seed).permutation(len(data))]  # what fit() samples first
+    partitions = np.array_split(data[::-1], 3)
+    for level in range(q.n_levels):
+        q.init_level(level, sample)
+        for _ in range(q.max_iter):
+            executor = quantizer_from_bytes(quantizer_to_bytes(q))  # as shipped to Spark tasks
+            stats = add_statistics(executor.level_statistics(level, p) for p in partitions)
+            if q.apply_statistics(level, stats) < q.tol:
+                break
+    q.finish_fit()
+    np.testing.assert_array_equal(q.encode(data), fitted[name].encode(data))
+
+
+# ------------------------------------------------------------------ rq_kmeans beam search
+def test_beam_search_reconstructs_at_least_as_well_as_greedy_with_the_same_codebooks(fitted, data):
+    greedy = fitted["rq_kmeans"]
+    beam = RQKMeans(**{**greedy.config, "beam_size": 4}).load_weights(greedy.state_dict())
+    assert mse(beam.decode(beam.encode(data)), data) <= mse(greedy.decode(greedy.encode(data)), data)
+    assert torch.equal(make("rq_kmeans", beam_size=4).fit(data).codebooks, greedy.codebooks)  # encode-only knob
+
+
+# ------------------------------------------------------------------ code usage and empty clusters
+@pytest.mark.parametrize("name", NAMES)
+def test_every_level_uses_most_codes(name):
+    data = clustered(n=3000, seed=1)
+    params = {"k": 128} if name == "kmeans" else {"levels": 3, "codebook_size": 64}
+    q = build(name, dim=DIM, device="cpu", max_iter=10, **params).fit(data)
+    codes = q.encode(data)
+    for level, card in enumerate(q.cardinalities):
+        assert len(np.unique(codes[:, level])) >= 0.9 * card, f"level {level}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_clusters_are_reseeded(name, data):
+    q = make(name)
+    q.init_level(0, data)
+    with torch.no_grad():
+        q.codebooks[0, :5] = 1e4  # five codewords no row is closest to
+    stats = q.level_statistics(0, data)
+    assert (stats["count"][:5] < 1).all()
+    assert q.apply_statistics(0, stats) == math.inf  # a re-seed never counts as converged
+    assert (q.codebooks[0, :5].abs() < 100).all()  # moved onto data rows
+    for _ in range(q.max_iter):
+        if q.apply_statistics(0, q.level_statistics(0, data)) < q.tol:
+            break
+    assert (q.level_statistics(0, data)["count"] >= 1).all()
+
+
+@pytest.mark.parametrize("name", ["kmeans", "rq_kmeans"])
+def test_duplicated_rows_still_populate_every_cluster(name):
+    """32 distinct points (8 regions x 4), each repeated 60 times: exactly as many points as codes."""
+    rng = np.random.default_rng(2)
+    distinct = (rng.normal(size=(8, 1, DIM)) * 5 + rng.normal(size=(8, 4, DIM)) * 0.5).reshape(32, DIM)
+    data = np.repeat(distinct, 60, axis=0).astype(np.float32)
+    params = {"k": 32} if name == "kmeans" else {"levels": 2, "codebook_size": 32}
+    q = build(name, dim=DIM, device="cpu", **params).fit(data)
+    codes = q.encode(data)
+    assert len(np.unique(codes[:, 0])) == 32
+    assert mse(q.decode(codes), data) < 1e-6
+
+
+# ------------------------------------------------------------------ kmeans top-k
+def test_kmeans_topk(fitted, data):
+    q: KMeans = fitted["kmeans"]
+    top = q.topk(data, 5)
+    assert top.dtype == np.int64 and top.shape == (len(data), 5)
+    np.testing.assert_array_equal(top[:, 0], q.encode(data)[:, 0])
+    assert all(len(set(row)) == 5 for row in top[:100])
+    centroids = q.codebooks[0].numpy()
+    dist = ((data[:, None, :] - centroids[top]) ** 2).sum(-1)
+    assert (np.diff(dist, axis=1) >= -1e-3).all()
+    with pytest.raises(InvalidInputError, match="k must be"):
+        q.topk(data, 33)
+
+
+# ------------------------------------------------------------------ rq_gmm diagnostics
+def test_rq_gmm_reports_entropy_and_log_likelihood(fitted):
+    q: RQGMM = fitted["rq_gmm"]
+    metrics = q.extra_metrics()
+    for level in range(3):
+        entropy = metrics[f"responsibility_entropy_level{level}"]
+        assert 0.0 <= entropy <= math.log(16) and math.isfinite(entropy)
+        assert math.isfinite(metrics[f"log_likelihood_level{level}"])
+    assert metrics["responsibility_entropy_mean"] > 0.0
+    assert (q.variances > 0).all() and torch.isfinite(q.log_weights).all()
+    np.testing.assert_allclose(q.log_weights.exp().sum(1).numpy(), np.ones(3), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_raises_invalid_input(name, fitted, data):
+    q = fitted[name]
+    nan_rows = data[:100].copy()
+    nan_rows[17, 3] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        make(name).fit(nan_rows)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        q.encode(nan_rows)
+    with pytest.raises(InvalidInputError, match="dimension"):
+        q.encode(data[:, :-1])
+    with pytest.raises(InvalidInputError, match="empty"):
+        q.encode(np.zeros((0, DIM), dtype=np.float32))
+    codes = q.encode(data[:3])
+    codes[1, 0] = q.cardinalities[0]
+    with pytest.raises(InvalidInputError, match="out of range"):
+        q.decode(codes)
+    with pytest.raises(InvalidInputError, match="not fitted"):
+        make(name).encode(data)
+    with pytest.raises(InvalidInputError, match="fewer than codebook_size"):
+        make(name).fit(data[:10])
+    with pytest.raises(InvalidInputError, match="level"):
+        q.level_statistics(q.n_levels, data)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"levels": 0}, "levels"),
+    ({"codebook_size": 1}, "codebook_size"),
+    ({"beam_size": 0}, "beam_size"),
+    ({"max_iter": 0}, "max_iter"),
+    ({"bits": 0}, "bits"),
+])
+def test_bad_rq_kmeans_config_raises(params, message):
+    with pytest.raises(InvalidInputError, match=message):
+        build("rq_kmeans", dim=DIM, **params)
+
+
+def test_bad_rq_gmm_config_and_prefix_raise(fitted, data):
+    with pytest.raises(InvalidInputError, match="var_floor"):
+        build("rq_gmm", dim=DIM, var_floor=0)
+    with pytest.raises(InvalidInputError, match="prefix must keep 1..3 levels"):
+        fitted["rq_gmm"].decode_prefix(fitted["rq_gmm"].encode(data[:5]), 4)
