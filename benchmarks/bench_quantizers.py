@@ -32,21 +32,20 @@ VAE = {"epochs": 60}
 
 
 class FaissCodec:
-    """FAISS additive/product quantizers behind the same fit/encode/decode trio (codes as ints)."""
+    """FAISS additive/product quantizers (3 codebooks x 8 bits: one byte per code) behind the same
+    fit/encode/decode trio as sidlib's, codes as int64 ``[n, 3]``."""
+
+    cardinalities = [256, 256, 256]
 
     def __init__(self, make: Callable[[int], Any], dim: int):
         self.q = make(dim)
-        self.cardinalities = [1 << self.q.nbits] * self.q.M if hasattr(self.q, "nbits") else []
 
     def fit(self, x: np.ndarray) -> "FaissCodec":
         self.q.train(x)
-        nbits = self.q.nbits if isinstance(self.q.nbits, int) else self.q.nbits[0]
-        self.cardinalities = [1 << nbits] * self.q.M
         return self
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        packed = self.q.compute_codes(x)
-        return packed.astype(np.int64) if packed.shape[1] == self.q.M else np.unpackbits(packed, axis=1).astype(np.int64)
+        return self.q.compute_codes(x).astype(np.int64)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return self.q.decode(codes.astype(np.uint8))

@@ -1,0 +1,194 @@
+"""The one mini-batch gradient loop behind every neural quantizer and the VQ-VAE.
+
+Loss = reconstruction (``1 - cos`` by default, or squared distance) + the quantizer's own terms from
+:class:`~sidlib.quantizers.base.QuantizeOutput` (commitment and codebook). Adam, epochs over a
+:data:`~sidlib.quantizers.base.BatchStream` re-chunked into mini-batches, a seeded generator for
+every random draw so a fit is reproducible on CPU, progress on :mod:`logging`, and an optional stop
+once the epoch loss stops improving.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import abstractmethod
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from sidlib.errors import InvalidInputError
+from sidlib.quantizers.base import BatchStream, Quantizer, _take_sample
+from sidlib.validation import as_float_matrix
+
+log = logging.getLogger(__name__)
+
+#: ``x -> (reconstruction of x, extra loss)``: what one training step differentiates.
+Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+RECON_LOSSES = ("cosine", "mse")
+
+#: Rows taken from the head of the stream to initialise codebooks from data before training.
+INIT_SAMPLE_ROWS = 16384
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Knobs of :func:`train`, recorded in each quantizer's config.
+
+    ``patience`` stops training after that many epochs whose loss improved by less than
+    ``min_improvement`` (relative) on the best so far; 0 always runs all ``epochs``.
+    """
+
+    epochs: int = 20
+    lr: float = 2e-3
+    batch_size: int = 256
+    recon: str = "cosine"
+    patience: int = 3
+    min_improvement: float = 1e-3
+    log_every: int = 5
+
+    def __post_init__(self) -> None:
+        if self.recon not in RECON_LOSSES:
+            raise InvalidInputError(f"recon must be one of {RECON_LOSSES}, got {self.recon!r}")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0:
+            raise InvalidInputError(
+                f"need epochs >= 0, batch_size >= 1, lr > 0, patience >= 0; got {asdict(self)}"
+            )
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean over rows of ``1 - cos(x_hat, x)`` or of ``||x_hat - x||^2`` (per row, not per element,
+    so on unit vectors the two are on the same scale: ``||a - b||^2 = 2 (1 - cos)``)."""
+    if kind == "cosine":
+        return (1 - nn.functional.cosine_similarity(x_hat, x, dim=1)).mean()
+    return (x_hat - x).pow(2).sum(1).mean()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Build parameters under a fixed seed without disturbing the caller's RNG, so that
+    ``type(q)(**q.config)`` starts from the same weights (fits are then reproducible)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def minibatches(
+    batches: BatchStream, batch_size: int, dim: int, device: torch.device, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
+    """One pass over the stream, each stream batch validated, shuffled and cut into mini-batches."""
+    for batch in batches():
+        x = torch.from_numpy(as_float_matrix(batch, dim, name="batch"))
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), batch_size):
+            yield x[order[start:start + batch_size]].to(device)
+
+
+def train(
+    forward: Forward,
+    parameters: Iterable[nn.Parameter],
+    batches: BatchStream,
+    settings: TrainSettings,
+    *,
+    dim: int,
+    device: torch.device,
+    generator: torch.Generator,
+    after_step: Callable[[], None] | None = None,
+    label: str = "train",
+) -> list[float]:
+    """Run Adam on ``recon(forward(x)[0], x) + forward(x)[1]``; returns the mean loss of each epoch.
+
+    ``after_step`` runs after every optimizer step, outside autograd (e.g. dead-code reset).
+    """
+    params = [p for p in parameters if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    history: list[float] = []
+    best, stale = math.inf, 0
+    for epoch in range(settings.epochs):
+        total, rows = torch.zeros((), device=device), 0
+        for x in minibatches(batches, settings.batch_size, dim, device, generator):
+            x_hat, extra = forward(x)
+            loss = reconstruction_loss(x_hat, x, settings.recon) + extra
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if after_step is not None:
+                with torch.no_grad():
+                    after_step()
+            total += loss.detach() * len(x)
+            rows += len(x)
+        if rows == 0:
+            raise InvalidInputError("no training data: the batch stream produced no rows")
+        history.append(float(total) / rows)
+        if (epoch + 1) % settings.log_every == 0 or epoch + 1 == settings.epochs:
+            log.info("%s epoch %d/%d loss %.5f", label, epoch + 1, settings.epochs, history[-1])
+        if history[-1] < best * (1 - settings.min_improvement):
+            best, stale = history[-1], 0
+        else:
+            stale += 1
+            if settings.patience and stale >= settings.patience:
+                log.info("%s stopped at epoch %d: no improvement for %d epochs", label, epoch + 1, stale)
+                break
+    return history
+
+
+class NeuralQuantizer(Quantizer):
+    """A quantizer fit by :func:`train` after a data-driven initialisation.
+
+    Subclasses implement :meth:`init_from_sample` (codebooks from a sample, so training does not
+    start from noise) and :meth:`quantize`; they may hook :meth:`after_train_step`. Keyword arguments
+    ``training`` are the :class:`TrainSettings` fields; ``self.config`` starts with them and the
+    base arguments, and each subclass adds its own.
+    """
+
+    def __init__(
+        self, dim: int, *, seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536, **training: Any
+    ):
+        super().__init__(dim, seed=seed, device=device, encode_batch_size=encode_batch_size)
+        try:
+            self.settings = TrainSettings(**training)
+        except TypeError as exc:
+            raise InvalidInputError(f"{type(self).__name__}: {exc}") from None
+        #: CPU generator for every random draw of a fit (shuffles, sampling, dropout), reseeded per fit.
+        self.generator = torch.Generator().manual_seed(self.seed)
+        #: Mean training loss of each epoch of the last fit.
+        self.history: list[float] = []
+        self.config = {
+            "dim": self.dim, "seed": self.seed, "device": device, "encode_batch_size": self.encode_batch_size,
+            **asdict(self.settings),
+        }
+
+    def fit_stream(self, batches: BatchStream) -> "NeuralQuantizer":
+        self.to_preferred_device().train()
+        self.prepare_training(self.sample_rows(batches))
+        self.history = train(
+            self.training_forward, self.parameters(), batches, self.settings, dim=self.dim,
+            device=self.torch_device, generator=self.generator, after_step=self.after_train_step, label=self.name,
+        )
+        self._mark_fitted()
+        return self
+
+    def sample_rows(self, batches: BatchStream) -> torch.Tensor:
+        """The head of the stream as a tensor on this module's device (for initialisation)."""
+        return torch.from_numpy(_take_sample(batches, INIT_SAMPLE_ROWS, self.dim)).to(self.torch_device)
+
+    def prepare_training(self, sample: torch.Tensor) -> None:
+        """Reseed the generator and initialise the learned state from ``sample`` (no gradients).
+        The VQ-VAE calls this on a sample of encoder latents for its inner quantizer."""
+        self.generator.manual_seed(self.seed)
+        with torch.no_grad():
+            self.init_from_sample(sample)
+
+    @abstractmethod
+    def init_from_sample(self, sample: torch.Tensor) -> None:
+        """Set codebooks/projections from a float32 ``[n, dim]`` sample (called under no_grad)."""
+
+    def after_train_step(self) -> None:
+        """Called after each optimizer step (under no_grad); default nothing."""
+
+    def training_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.quantize(x)
+        return out.z_q, out.loss
