@@ -70,6 +70,7 @@ def read_signal(
 
     df = tables.read("content_embeddings", version=source_version)
     version = tables.reads[-1].version
+    tables.check_schema("content_embeddings", schemas.CONTENT_EMBEDDINGS)
     model_version = model_version or latest_model_version(df, signal)
     rows = df.where((F.col("signal") == signal) & (F.col("model_version") == model_version))
     if dim is None:
@@ -79,15 +80,18 @@ def read_signal(
             raise TableError(f"no usable rows for signal {signal!r} at model_version {model_version!r}")
         dim = int(top[0]["n"])
     finite = "exists(embedding, x -> x IS NULL OR isnan(x) OR x = double('inf') OR x = double('-inf'))"
-    ranked = rows.withColumn(
-        "_dup_rank", F.row_number().over(Window.partitionBy("item_id").orderBy(F.col("logged_at").desc(), F.col("embedding").cast("string")))
-    )
-    checked = ranked.withColumn(REASON, F.expr(
+    row_problem = F.expr(
         f"CASE WHEN embedding IS NULL THEN 'null embedding' "
         f"WHEN size(embedding) != {int(dim)} THEN 'wrong dimension' "
-        f"WHEN {finite} THEN 'non-finite value' "
-        f"WHEN _dup_rank > 1 THEN 'duplicate' ELSE NULL END"
-    )).drop("_dup_rank")
+        f"WHEN {finite} THEN 'non-finite value' ELSE NULL END"
+    )
+    # Among an item's rows the usable, most recently logged one wins; the others are duplicates, so a
+    # broken newer row never evicts a good older one. Ties break on content, not on row order.
+    winner_first = Window.partitionBy("item_id").orderBy(
+        F.col(REASON).isNull().desc(), F.col("logged_at").desc(), F.col("embedding").cast("string"))
+    checked = (rows.withColumn(REASON, row_problem)
+               .withColumn(REASON, F.when(F.col(REASON).isNull() & (F.row_number().over(winner_first) > 1),
+                                          F.lit("duplicate")).otherwise(F.col(REASON))))
     rejected = {r[REASON]: int(r["count"]) for r in checked.where(F.col(REASON).isNotNull()).groupBy(REASON).count().collect()}
     if rejected:
         _handle_rejects(tables, checked.where(F.col(REASON).isNotNull()), rejected, quality, job, version, signal)

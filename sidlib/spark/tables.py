@@ -78,14 +78,15 @@ class Tables:
 
     # ------------------------------------------------------------------ locations
     def location(self, table: str) -> str:
-        """Path (``root/<name>``) or catalog identifier (``database.<name>``) of a logical table."""
+        """Path (``root/<name>``) or catalog identifier (``database.<name>``) of a logical table.
+        Names are plain identifiers, so a path table can never point outside ``tables.root``."""
         name = getattr(self.cfg, table, None)
         if not isinstance(name, str) or table in ("root", "format", "database"):
             raise ConfigError(f"unknown table {table!r}")
+        quoted = quote_identifier(name)
         if self.cfg.database:
-            return f"{quote_identifier(self.cfg.database)}.{quote_identifier(name)}"
-        path = Path(name) if Path(name).is_absolute() else Path(self.cfg.root) / name
-        resolved = str(path.resolve())
+            return f"{quote_identifier(self.cfg.database)}.{quoted}"
+        resolved = str((Path(self.cfg.root) / name).resolve())
         if "`" in resolved:
             raise ConfigError(f"table path {resolved!r} must not contain backticks")
         return resolved
@@ -112,6 +113,7 @@ class Tables:
         """Current Delta version (via delta-rs for path tables, so no Spark job); ``None`` for Parquet."""
         if self.cfg.format != "delta":
             return None
+        self._require(table)
         if self.by_path:
             from deltalake import DeltaTable
 
@@ -120,10 +122,13 @@ class Tables:
         return int(row[0]["version"])
 
     # ----------------------------------------------------------------------- read
-    def read(self, table: str, version: int | None = None) -> "DataFrame":
-        """Read ``table`` at ``version`` (default: the current one, which is then pinned and recorded)."""
+    def _require(self, table: str) -> None:
         if not self.exists(table):
             raise TableError(f"table {table!r} not found at {self.location(table)}")
+
+    def read(self, table: str, version: int | None = None) -> "DataFrame":
+        """Read ``table`` at ``version`` (default: the current one, which is then pinned and recorded)."""
+        self._require(table)
         if version is None:
             version = self.version(table)
         df = self._load(table, version)
