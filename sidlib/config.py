@@ -145,6 +145,39 @@ class DataQualityConfig:
 
 
 @dataclass
+class SequencesConfig:
+    """``build_sequences``: for every event (impression), the user's last ``history_length`` events
+    strictly before it, with the SIDs of one ``signal`` at one ``sid_version`` (``null`` = the signal's
+    current version in ``sid_pointer``, else the newest in ``item_sids``). Users with more than
+    ``max_events_per_task`` events are split into time-ordered chunks that each carry the events
+    their histories need, so one task never holds more than about that many plus 2 x history_length
+    events of one user."""
+
+    history_length: int = 50
+    signal: str = "text"
+    sid_version: int | None = None
+    max_events_per_task: int = 20_000
+    #: Target impressions per written file (its row group is what Petastorm reads at once; a row is
+    #: ~2 KB decoded at history_length 50).
+    rows_per_file: int = 50_000
+
+
+@dataclass
+class ExportConfig:
+    """``export_training_data``: ``ranker_training`` with a time-based ``split`` column. Impressions
+    before the (1 - valid - test) quantile of ``ts`` are ``train``, before the (1 - test) quantile
+    ``valid``, the rest ``test``. Quantiles are exact (``percentile``) unless ``approximate_quantiles``
+    (``percentile_approx``, relative error ~1e-4; for tables with very many distinct timestamps)."""
+
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    approximate_quantiles: bool = False
+    #: Repartition to about this many rows per written task before writing (engines merge small input
+    #: files into few read partitions, which would give huge row groups); ``null`` keeps the layout.
+    rows_per_file: int | None = 50_000
+
+
+@dataclass
 class SidlibConfig:
     """The whole pipeline's configuration; each job reads the sections it needs."""
 
@@ -156,6 +189,8 @@ class SidlibConfig:
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     data_quality: DataQualityConfig = field(default_factory=DataQualityConfig)
+    sequences: SequencesConfig = field(default_factory=SequencesConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 # ----------------------------------------------------------------------------------- loading

@@ -58,3 +58,33 @@ def by_table() -> dict[str, dict[str, str]]:
     inferred types), so Parquet reads apply these."""
     return {name.lower(): value for name, value in globals().items()
             if name.isupper() and isinstance(value, dict)}
+
+
+#: One row per impression (= ``events`` row): the user's last N events strictly before it (``ts`` <
+#: the impression's ``ts``; ties ordered by ``(ts, item_id, click, conv)``), right-aligned (most
+#: recent last, padding on the left), and the SIDs of one ``signal``/``sid_version``.
+#: Conventions: padded slots have ``hist_mask`` 0, item id 0, ts 0, click 0, sid -1 and codes -1;
+#: an item without a SID (real event, mask 1, or the target) has sid -1, codes -1 and ngrams -1.
+#: ``hist_codes`` is ``[N * n_codes]`` flattened slot-major (slot t's codes at ``t*n_codes ...``).
+SEQUENCES = {
+    "user_id": "bigint",
+    "item_id": "bigint",
+    "ts": "bigint",
+    "click": "int",
+    "conv": "int",
+    "signal": "string",
+    "sid_version": "bigint",
+    "target_sid": "bigint",
+    "target_codes": "array<int>",
+    "target_ngrams": "array<bigint>",
+    "hist_len": "int",
+    "hist_item_ids": "array<bigint>",
+    "hist_ts": "array<bigint>",
+    "hist_clicks": "array<int>",
+    "hist_sids": "array<bigint>",
+    "hist_codes": "array<int>",
+    "hist_mask": "array<int>",
+}
+
+#: ``sequences`` plus a time-based ``split`` (``train``/``valid``/``test``); partitioned by ``split``.
+RANKER_TRAINING = {**SEQUENCES, "split": "string"}

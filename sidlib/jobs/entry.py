@@ -5,7 +5,8 @@ import importlib
 from sidlib.cli import main
 
 #: console-script name -> job module under ``sidlib.jobs``
-JOBS = {"ingest_demo_data": "ingest", "inspect_tables": "inspect", "run_pipeline": "pipeline"}
+JOBS = {"ingest_demo_data": "ingest", "inspect_tables": "inspect", "run_pipeline": "pipeline",
+        "build_sequences": "sequences", "export_training_data": "export"}
 
 
 def _entry(job: str):  # type: ignore[no-untyped-def]

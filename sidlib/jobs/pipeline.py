@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable
 
 from sidlib.config import SidlibConfig
-from sidlib.jobs import ingest, inspect, refresh
+from sidlib.jobs import export, ingest, inspect, refresh, sequences, train_preview
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +15,9 @@ STEPS: list[tuple[str, Callable[[SidlibConfig, Any], dict[str, Any]]]] = [
     ("ingest_demo_data", ingest.run),
     ("inspect_tables", inspect.run),
     ("refresh", refresh.run),  # fit a SID version when none is current, encode, switch the pointer
+    ("build_sequences", sequences.run),
+    ("export_training_data", export.run),
+    ("train_preview", train_preview.run),  # a few Petastorm-fed torch batches
 ]
 
 

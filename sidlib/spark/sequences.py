@@ -1,0 +1,212 @@
+"""Point-in-time user histories: for every impression, the user's last N events strictly before it.
+
+Definitions (the contract of the ``sequences`` table, see :data:`sidlib.schemas.SEQUENCES`):
+
+* A user's events are totally ordered by ``(ts, item_id, click, conv)``; ``r`` is an event's 0-based
+  position in that order (``row_number``), ``k`` the number of the user's events with a *strictly*
+  smaller ``ts`` (``rank`` on ``ts``).
+* The history of impression ``i`` is the events at positions ``[k_i - N, k_i)``: the last N events with
+  ``ts < ts_i`` (events at the same second as the impression, itself included, are never history, so
+  no label can leak), and among equal timestamps the tie-break is ``item_id`` (then click, conv, so two
+  runs always pick the same events).
+* Histories are right-aligned: slot ``N-1`` is the most recent event, padding is on the left.
+  Padded slots: ``hist_mask`` 0, item id 0, ts 0, click 0, sid -1, codes -1. An item without a SID
+  (history or target): sid -1, codes -1, ngrams -1 (with mask 1 in history).
+
+Bounded per-task work: a user's events are split into chunks ``chunk = r // M``
+(``M = max_events_per_task``) and each chunk also receives, as context rows, the earlier events its
+histories need: positions ``[cM - N, cM)`` and, when the chunk's first event ties on ``ts`` with
+events before it, ``[k_first - N, k_first)``. So a ``(user_id, chunk)`` group holds at most ``M + 2N``
+rows, whatever the user's size, and the chunked result equals the unchunked one exactly. Groups are
+hashed into buckets of about ``max(M, MIN_BUCKET_ROWS)`` rows, one ``applyInPandas`` call per bucket
+(many light users per call; a heavy user's chunks spread over buckets); the work in a call is numpy
+(``searchsorted`` + gather over all its groups at once), no Python loop over rows or users.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import pandas as pd
+
+from sidlib import schemas
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+#: Output of the per-group function (``signal``/``sid_version`` are added as literals afterwards).
+GROUP_OUTPUT = {k: v for k, v in schemas.SEQUENCES.items() if k not in ("signal", "sid_version")}
+
+MISSING = -1  # sid / code / ngram of an item without a SID, and of padded slots
+#: Groups are packed into buckets (one pandas call each) of about max(M, this) rows: many light users
+#: per call instead of one call per user, whose fixed cost would dominate.
+MIN_BUCKET_ROWS = 8192
+BUCKETS_PER_PARTITION = 4
+
+
+def code_columns(n: int) -> list[str]:
+    return [f"_code{j}" for j in range(n)]
+
+
+def ngram_columns(n: int) -> list[str]:
+    return [f"_ngram{j}" for j in range(n)]
+
+
+def history_fn(history_length: int, n_codes: int, n_ngrams: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The pandas function applied to one bucket of ``(user_id, chunk)`` groups.
+
+    Input columns: ``user_id, chunk, item_id, ts, click, conv, sid, _code*, _ngram*, r, k,
+    is_context``; ``sid``/codes/ngrams already carry -1 for items without a SID. Output: one row per
+    non-context row (impression), with the columns of :data:`GROUP_OUTPUT`. All groups of the bucket
+    are handled at once: rows sorted by ``(user_id, chunk, r)``, and a history position is looked up
+    with ``searchsorted`` on the composite key ``group * stride + r``.
+    """
+    n = int(history_length)
+    codes_cols, ngram_cols = code_columns(n_codes), ngram_columns(n_ngrams)
+    slots = np.arange(n, dtype=np.int64) - n  # -N .. -1
+
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        impression = ~pdf["is_context"].to_numpy(bool)
+        if not impression.any():  # context rows only (past a user's last chunk): nothing to emit
+            return _empty_output()
+        user = pdf["user_id"].to_numpy(np.int64)
+        chunk = pdf["chunk"].to_numpy(np.int64)
+        r = pdf["r"].to_numpy(np.int64)
+        order = np.lexsort((r, chunk, user))
+        user, chunk, r, impression = user[order], chunk[order], r[order], impression[order]
+        item = pdf["item_id"].to_numpy(np.int64)[order]
+        ts = pdf["ts"].to_numpy(np.int64)[order]
+        click = pdf["click"].to_numpy(np.int32)[order]
+        sid = pdf["sid"].to_numpy(np.int64)[order]
+        k = pdf["k"].to_numpy(np.int64)[order]
+        codes = pdf[codes_cols].to_numpy(np.int32)[order]
+
+        new_group = np.ones(len(r), dtype=bool)
+        new_group[1:] = (user[1:] != user[:-1]) | (chunk[1:] != chunk[:-1])
+        group = np.cumsum(new_group) - 1
+        stride = int(r.max()) + 1
+        key = group * stride + r  # strictly increasing unless a row came twice
+        if len(key) > 1 and not (np.diff(key) > 0).all():
+            raise RuntimeError("sequences: duplicate event positions in one group (context rows overlap)")
+
+        # history positions (global ranks within the user) [k - N, k), right-aligned
+        wanted = k[impression][:, None] + slots[None, :]  # [m, N]
+        mask = wanted >= 0
+        wanted_key = group[impression][:, None] * stride + np.where(mask, wanted, 0)
+        pos = np.minimum(np.searchsorted(key, wanted_key), len(key) - 1)
+        if not np.array_equal(key[pos][mask], wanted_key[mask]):
+            raise RuntimeError("sequences: a history event is missing from its chunk's context rows")
+        pos = np.where(mask, pos, 0)
+
+        m = int(impression.sum())
+        hist_item = np.where(mask, item[pos], 0)
+        hist_ts = np.where(mask, ts[pos], 0)
+        hist_click = np.where(mask, click[pos], 0).astype(np.int32)
+        hist_sid = np.where(mask, sid[pos], MISSING)
+        hist_codes = np.where(mask[:, :, None], codes[pos], MISSING).astype(np.int32).reshape(m, n * n_codes)
+        target_ngrams = (pdf[ngram_cols].to_numpy(np.int64)[order][impression] if n_ngrams
+                         else np.zeros((m, 0), np.int64))
+        return pd.DataFrame({
+            "user_id": user[impression],
+            "item_id": item[impression],
+            "ts": ts[impression],
+            "click": click[impression],
+            "conv": pdf["conv"].to_numpy(np.int32)[order][impression],
+            "target_sid": sid[impression],
+            "target_codes": list(codes[impression]),
+            "target_ngrams": list(target_ngrams),
+            "hist_len": mask.sum(axis=1).astype(np.int32),
+            "hist_item_ids": list(hist_item),
+            "hist_ts": list(hist_ts),
+            "hist_clicks": list(hist_click),
+            "hist_sids": list(hist_sid),
+            "hist_codes": list(hist_codes),
+            "hist_mask": list(mask.astype(np.int32)),
+        })
+
+    return run
+
+
+def _empty_output() -> pd.DataFrame:
+    """Zero rows with Arrow-convertible dtypes (object for arrays: an empty float column is refused)."""
+    scalar = {"bigint": np.int64, "int": np.int32}
+    return pd.DataFrame({c: pd.Series([], dtype=scalar.get(t, object)) for c, t in GROUP_OUTPUT.items()})
+
+
+def with_sids(events: "DataFrame", sids: "DataFrame", n_codes: int, n_ngrams: int) -> "DataFrame":
+    """Events with their item's ``sid`` and flattened codes/ngrams (-1 where the item has no SID).
+
+    ``sids``: ``item_id, sid, codes, ngrams`` of one signal and version, one row per item."""
+    from pyspark.sql import functions as F
+
+    lookup = sids.select(
+        "item_id", "sid",
+        *[F.col("codes")[j].cast("int").alias(c) for j, c in enumerate(code_columns(n_codes))],
+        *[F.col("ngrams")[j].cast("bigint").alias(c) for j, c in enumerate(ngram_columns(n_ngrams))],
+    )
+    joined = events.select("user_id", "item_id", "ts", "click", "conv").join(lookup, "item_id", "left")
+    fill = ["sid", *code_columns(n_codes), *ngram_columns(n_ngrams)]
+    return joined.select("user_id", "item_id", "ts", "click", "conv",
+                         *[F.coalesce(F.col(c), F.lit(MISSING)).alias(c) for c in fill])
+
+
+def chunked_input(events: "DataFrame", history_length: int, max_events_per_task: int) -> "DataFrame":
+    """Rows for the ``(user_id, chunk)`` groups: every event once as an impression of its own chunk,
+    plus the context rows later chunks need (see the module docstring)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    n, m = int(history_length), int(max_events_per_task)
+    by_user = Window.partitionBy("user_id")
+    ranked = (events
+              .withColumn("r", (F.row_number().over(by_user.orderBy("ts", "item_id", "click", "conv")) - 1).cast("bigint"))
+              .withColumn("k", (F.rank().over(by_user.orderBy("ts")) - 1).cast("bigint")))
+    chunk_of = F.floor(F.col("r") / m).cast("bigint")
+    impressions = ranked.withColumn("chunk", chunk_of).withColumn("is_context", F.lit(False))
+
+    # [cM - N, cM): the last N events before chunk c; event r serves chunks r//M+1 .. (r+N)//M
+    last_served = F.floor((F.col("r") + n) / m).cast("bigint")
+    tail = (ranked.where(last_served > chunk_of)
+            .withColumn("chunk", F.explode(F.sequence(chunk_of + 1, last_served)))
+            .withColumn("is_context", F.lit(True)))
+
+    # [k_first - N, min(k_first, cM - N)): when chunk c's first event ties on ts with earlier events,
+    # its impressions at that ts need the N events before the tie (rare, so a small broadcast join)
+    starts = (ranked.where((F.col("r") % m == 0) & (F.col("r") > 0) & (F.col("k") < F.col("r")))
+              .select("user_id", chunk_of.alias("chunk"),
+                      F.greatest(F.col("k") - n, F.lit(0)).cast("bigint").alias("lo"),
+                      F.least(F.col("k"), F.col("r") - n).cast("bigint").alias("hi"))
+              .where(F.col("lo") < F.col("hi")))
+    needed = starts.select("user_id", "chunk", F.explode(F.sequence("lo", F.col("hi") - 1)).alias("r"))
+    tie = (ranked.join(F.broadcast(needed), ["user_id", "r"])
+           .withColumn("is_context", F.lit(True)))
+
+    columns = impressions.columns
+    return impressions.unionByName(tail.select(*columns)).unionByName(tie.select(*columns))
+
+
+def num_buckets(total_rows: int, max_events_per_task: int) -> int:
+    """How many pandas calls the groups are spread over: about ``max(M, MIN_BUCKET_ROWS)`` rows each."""
+    return max(1, -(-int(total_rows) // max(int(max_events_per_task), MIN_BUCKET_ROWS)))
+
+
+def build_sequences(events: "DataFrame", sids: "DataFrame", *, signal: str, sid_version: int, n_codes: int,
+                    n_ngrams: int, history_length: int, max_events_per_task: int, total_rows: int,
+                    rows_per_file: int = 50_000) -> "DataFrame":
+    """The ``sequences`` rows (schema :data:`sidlib.schemas.SEQUENCES`) as a lazy DataFrame;
+    ``total_rows`` (the events' row count) sizes the buckets and output partitions."""
+    from pyspark.sql import functions as F
+
+    rows = chunked_input(with_sids(events, sids, n_codes, n_ngrams), history_length, max_events_per_task)
+    # the output is ~N times wider than the input: spread it over enough partitions that each written
+    # file, and so each Parquet row group (what Petastorm reads at once), stays small; several
+    # buckets per partition even out the hash partitioning
+    partitions = max(1, -(-int(total_rows) // max(1, int(rows_per_file))))
+    buckets = max(num_buckets(total_rows, max_events_per_task), BUCKETS_PER_PARTITION * partitions)
+    rows = rows.withColumn("bucket", F.pmod(F.xxhash64("user_id", "chunk"), F.lit(buckets)))
+    rows = rows.repartition(partitions, "bucket")
+    out = rows.groupBy("bucket").applyInPandas(
+        history_fn(history_length, n_codes, n_ngrams), schemas.ddl(GROUP_OUTPUT))
+    out = out.withColumn("signal", F.lit(signal)).withColumn("sid_version", F.lit(int(sid_version)).cast("bigint"))
+    return out.select(*schemas.SEQUENCES)

@@ -1,0 +1,226 @@
+"""export_training_data (time-based splits into ``ranker_training``) and the Petastorm reader that
+streams a Delta snapshot (or a Parquet directory) into torch batches, on the demo MovieLens events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from deltalake import DeltaTable
+
+from sidlib import schemas
+from sidlib.config import EngineConfig, SidlibConfig, TablesConfig
+from sidlib.errors import ConfigError
+from sidlib.jobs import export, sequences as sequences_job
+from sidlib.reader import dataloader_from_config, make_dataloader, snapshot_files
+from sidlib.spark.tables import Tables
+
+from test_sequences import has_sid, sequences_env, synthetic_item_sids, write_item_sids
+
+N = 10
+ROWS_PER_FILE = 10_000  # the demo data has ~38k events: several files per table
+SPLITS = ("train", "valid", "test")
+
+
+@pytest.fixture(scope="module")
+def exported(spark, demo_tables, tmp_path_factory):  # type: ignore[no-untyped-def]
+    cfg, tables, events = sequences_env(spark, demo_tables, tmp_path_factory.mktemp("export"))
+    cfg.sequences.history_length = N
+    cfg.sequences.rows_per_file = cfg.export.rows_per_file = ROWS_PER_FILE
+    sequences_job.run(cfg, tables)
+    summary = export.run(cfg, tables)
+    table = tables.read_unpinned("ranker_training").toPandas()
+    return cfg, tables, summary, table
+
+
+def location(tables: Tables) -> str:
+    return tables.location("ranker_training")
+
+
+def test_split_is_time_ordered_and_complete(exported) -> None:  # type: ignore[no-untyped-def]
+    _, tables, summary, table = exported
+    tables.check_schema("ranker_training", schemas.RANKER_TRAINING)
+    assert DeltaTable(location(tables)).metadata().partition_columns == ["split"]
+    for name in ("sequences", "ranker_training"):  # files (= Petastorm's read units) of bounded size
+        rows = [pq.ParquetFile(f.removeprefix("file://")).metadata.num_rows
+                for f in snapshot_files(tables.location(name))[0]]
+        assert len(rows) >= 3 and max(rows) <= 1.5 * ROWS_PER_FILE, (name, rows)
+    counts = table["split"].value_counts().to_dict()
+    assert set(counts) == set(SPLITS)
+    assert {s: summary["splits"][s]["rows"] for s in SPLITS} == counts
+    assert summary["written"]["ranker_training"]["rows"] == len(table) == summary["read"]["sequences"]["rows"]
+    ts = {s: table.loc[table["split"] == s, "ts"] for s in SPLITS}
+    assert ts["train"].max() < ts["valid"].min() <= ts["valid"].max() < ts["test"].min()
+    assert (ts["valid"] >= summary["boundaries"]["valid"]).all() and (ts["train"] < summary["boundaries"]["valid"]).all()
+    assert (ts["test"] >= summary["boundaries"]["test"]).all()
+    fractions = {s: counts[s] / len(table) for s in SPLITS}
+    assert abs(fractions["train"] - 0.8) < 0.02 and abs(fractions["valid"] - 0.1) < 0.02, fractions
+    assert abs(fractions["test"] - 0.1) < 0.02, fractions
+    # same rows and content as sequences, plus the split column
+    seq = tables.read_unpinned("sequences").toPandas().sort_values(["user_id", "item_id", "ts"]).reset_index(drop=True)
+    out = table.sort_values(["user_id", "item_id", "ts"]).reset_index(drop=True)
+    for col in ("user_id", "item_id", "ts", "click", "conv", "target_sid", "hist_len"):
+        assert (seq[col].to_numpy() == out[col].to_numpy()).all(), col
+    for col in ("hist_item_ids", "hist_codes", "hist_mask", "target_ngrams"):
+        np.testing.assert_array_equal(np.stack(seq[col].to_numpy()), np.stack(out[col].to_numpy()))
+
+
+def test_reader_yields_typed_batches_and_every_row_once(exported) -> None:  # type: ignore[no-untyped-def]
+    _, tables, summary, table = exported
+    batch_size = 512
+    loader = make_dataloader(location(tables), split="train", batch_size=batch_size)
+    assert isinstance(loader, torch.utils.data.DataLoader)
+    assert loader.dataset.version == tables.version("ranker_training")
+    seen, keys = 0, []
+    for i, batch in enumerate(loader):
+        b = batch["user_id"].shape[0]
+        if i < 3:
+            assert b == batch_size
+            assert batch["hist_item_ids"].shape == (b, N) and batch["hist_item_ids"].dtype == torch.int64
+            assert batch["hist_sids"].shape == (b, N) and batch["hist_sids"].dtype == torch.int64
+            assert batch["hist_ts"].shape == (b, N) and batch["hist_clicks"].shape == (b, N)
+            assert batch["hist_codes"].shape == (b, N, 3) and batch["hist_codes"].dtype == torch.int64
+            assert batch["hist_mask"].shape == (b, N) and batch["hist_mask"].dtype == torch.bool
+            assert batch["target_codes"].shape == (b, 3) and batch["target_ngrams"].shape == (b, 3)
+            assert batch["click"].shape == (b,) and batch["click"].dtype == torch.int64
+            assert batch["hist_len"].dtype == torch.int64
+            assert "split" not in batch and "signal" not in batch
+            # mask and padding agree; history strictly before the impression
+            assert (batch["hist_mask"].sum(1) == batch["hist_len"]).all()
+            assert (batch["hist_item_ids"][~batch["hist_mask"]] == 0).all()
+            assert (batch["hist_codes"][~batch["hist_mask"]] == -1).all()
+            assert (batch["hist_ts"] < batch["ts"][:, None])[batch["hist_mask"]].all()
+        assert b <= batch_size
+        seen += b
+        keys.append(torch.stack([batch["user_id"], batch["item_id"], batch["ts"]], 1))
+    train = table[table["split"] == "train"]
+    assert seen == len(train) == summary["splits"]["train"]["rows"] == loader.dataset.rows_read
+    got = {tuple(k) for k in torch.cat(keys).tolist()}
+    assert got == set(zip(train["user_id"], train["item_id"], train["ts"]))
+
+
+def test_reader_counts_per_split_and_all(exported) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables, summary, table = exported
+    for split in ("valid", "test"):
+        loader = make_dataloader(location(tables), split=split, batch_size=300, drop_last=False,
+                                 columns=["ts", "hist_codes", "hist_mask"])
+        rows, ts_min = 0, None
+        for batch in loader:
+            assert set(batch) == {"ts", "hist_codes", "hist_mask"}
+            assert batch["hist_codes"].shape[1:] == (N * 3,)  # flat without target_codes to give n_codes
+            rows += batch["ts"].shape[0]
+            ts_min = batch["ts"].min().item() if ts_min is None else min(ts_min, batch["ts"].min().item())
+        assert rows == (table["split"] == split).sum() == summary["splits"][split]["rows"]
+        assert ts_min >= summary["boundaries"][split]
+    full = dataloader_from_config(cfg, split=None, batch_size=4096, drop_last=True, columns=["item_id"])
+    sizes = [b["item_id"].shape[0] for b in full]
+    assert set(sizes) == {4096} and len(sizes) == len(table) // 4096
+
+
+def test_reader_is_pinned_to_a_snapshot(exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables, summary, table = exported
+    old = tables.version("ranker_training")
+    old_files, pinned = snapshot_files(location(tables), split="test")
+    assert pinned == old and old_files and all(f.startswith("file://") for f in old_files)
+    cfg.export.test_fraction = 0.3
+    try:
+        again = export.run(cfg, tables)
+    finally:
+        cfg.export.test_fraction = 0.1
+    assert again["written"]["ranker_training"]["version"] == old + 1
+    assert again["splits"]["test"]["rows"] > summary["splits"]["test"]["rows"]
+
+    def count(version: int | None) -> int:
+        return sum(b["ts"].shape[0] for b in make_dataloader(location(tables), split="test", version=version,
+                                                             batch_size=1000, columns=["ts"]))
+
+    assert count(old) == summary["splits"]["test"]["rows"]  # time travel: the old snapshot's files
+    assert count(None) == again["splits"]["test"]["rows"]
+    assert export.run(cfg, tables)["splits"] == summary["splits"]  # back to the fixture's split, same result
+
+
+def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """tables.format=parquet (what classic-Spark CI uses): both jobs and the reader, no Delta log."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    events = pd.DataFrame({"user_id": rng.integers(1, 60, n), "item_id": rng.integers(1, 40, n),
+                           "ts": rng.integers(0, 5000, n), "click": rng.integers(0, 2, n).astype(np.int32),
+                           "conv": np.zeros(n, np.int32)})
+    cfg = SidlibConfig(tables=TablesConfig(root=str(tmp_path), format="parquet"))
+    cfg.sequences.history_length = 4
+    tables = Tables(spark, cfg.tables)
+    tables.write(spark.createDataFrame(events, schemas.ddl(schemas.EVENTS)), "events", expected=schemas.EVENTS)
+    ids = np.arange(1, 40)
+    write_item_sids(tables, [synthetic_item_sids(ids[has_sid(ids)], 3)])
+    assert sequences_job.run(cfg, tables)["written"]["sequences"]["version"] is None
+    summary = export.run(cfg, tables)
+    assert summary["written"]["ranker_training"]["version"] is None
+    assert sum(s["rows"] for s in summary["splits"].values()) == n
+    files, version = snapshot_files(location(tables), fmt="parquet", split="valid")
+    assert version is None and files and all("/split=valid/" in f for f in files)
+    for split in SPLITS:
+        loader = dataloader_from_config(cfg, split=split, batch_size=128)
+        rows = 0
+        for batch in loader:
+            assert batch["hist_codes"].shape[1:] == (4, 3) and batch["hist_mask"].dtype == torch.bool
+            rows += batch["item_id"].shape[0]
+        assert rows == summary["splits"][split]["rows"] > 0
+
+
+def test_bad_split_config_is_a_clear_error(exported) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables, _, _ = exported
+    cfg.export.valid_fraction = 0.95
+    try:
+        with pytest.raises(ConfigError, match="non-empty train fraction"):
+            export.run(cfg, tables)
+    finally:
+        cfg.export.valid_fraction = 0.1
+    with pytest.raises(ConfigError, match="split must be one of"):
+        make_dataloader(location(tables), split="dev")
+
+
+@pytest.mark.classic_spark
+def test_sequences_export_and_reader_on_classic_spark(tmp_path: Path) -> None:
+    """Same job code on classic Spark (JVM, Parquet tables): chunked == unchunked, splits, reader.
+    Runs only in the classic-Spark pytest process (``-m classic_spark``)."""
+    from sidlib.cli import run_with_session
+
+    rng = np.random.default_rng(1)
+    n = 2000
+    events = pd.DataFrame({"user_id": rng.integers(1, 40, n), "item_id": rng.integers(1, 30, n),
+                           "ts": rng.integers(0, 300, n), "click": rng.integers(0, 2, n).astype(np.int32),
+                           "conv": np.zeros(n, np.int32)})  # ~50 events per user, many equal timestamps
+    cfg = SidlibConfig(engine=EngineConfig(name="spark"), tables=TablesConfig(root=str(tmp_path), format="parquet"))
+    cfg.sequences.history_length = 4
+
+    def jobs(c: SidlibConfig, tables: Tables) -> dict:
+        tables.write(tables.spark.createDataFrame(events, schemas.ddl(schemas.EVENTS)), "events", expected=schemas.EVENTS)
+        ids = np.arange(1, 30)
+        write_item_sids(tables, [synthetic_item_sids(ids[has_sid(ids)], 1)])
+        out = {}
+        for m in (100_000, 3):
+            c.sequences.max_events_per_task = m
+            assert sequences_job.run(c, tables)["written"]["sequences"]["rows"] == n
+            out[m] = tables.read_unpinned("sequences").toPandas().sort_values(
+                ["user_id", "ts", "item_id", "click"]).reset_index(drop=True)
+        out["export"] = export.run(c, tables)
+        return out
+
+    got = run_with_session(jobs, cfg)
+    unchunked, chunked = got[100_000], got[3]
+    for col in schemas.SEQUENCES:
+        a, b = unchunked[col].to_numpy(), chunked[col].to_numpy()
+        if isinstance(a[0], np.ndarray):
+            a, b = np.stack(a), np.stack(b)
+        assert (a == b).all(), col
+    mask = np.stack(unchunked["hist_mask"].to_numpy()).astype(bool)
+    assert (np.stack(unchunked["hist_ts"].to_numpy())[mask] < np.broadcast_to(unchunked["ts"].to_numpy()[:, None], mask.shape)[mask]).all()
+    splits = got["export"]["splits"]
+    assert splits["train"]["max_ts"] < splits["valid"]["min_ts"] <= splits["valid"]["max_ts"] < splits["test"]["min_ts"]
+    for split in SPLITS:
+        rows = sum(b["item_id"].shape[0] for b in dataloader_from_config(cfg, split=split, batch_size=256))
+        assert rows == splits[split]["rows"] > 0
