@@ -59,3 +59,22 @@ def test_fit_and_encode_on_classic_spark_match_in_process(tmp_path: Path) -> Non
     q = ArtifactStore(cfg.artifacts.root).get(artifact["version"]).load_quantizer()
     expected = q.encode(np.stack(got["emb"]["embedding"].to_numpy()))
     np.testing.assert_array_equal(np.stack(got["sids"]["codes"].to_numpy()), expected)
+
+
+def test_jobs_run_under_spark_submit_with_the_active_session(tmp_path: Path) -> None:
+    """``spark-submit jobs/<job>.py ... engine.name=active``: the job uses spark-submit's session config."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    cfg = demo_config(tmp_path, engine="spark", fmt="parquet", max_items=ITEMS)
+    run_with_session(ingest.run, cfg)
+    submit = Path(sys.executable).with_name("spark-submit")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    result = subprocess.run([str(submit), "--master", "local[2]", str(REPO_ROOT / "jobs" / "inspect_tables.py"),
+                             f"tables.root={tmp_path}", "tables.format=parquet", "engine.name=active"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"rows": 40' in result.stdout

@@ -162,3 +162,26 @@ def test_rollback_switches_back_and_refuses_missing_versions(pipeline) -> None: 
     result = rollback(cfg, tables, "text")
     assert result["from_version"] == 2 and result["to_version"] == 1 and result["items"] == 120
     assert pointer.current(tables, "text").sid_version == 1
+
+
+def test_neural_quantizers_train_per_signal_in_parallel_tasks(pipeline) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables = pipeline
+    cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, quantizer="dpca", bits=12, signals=["text", "credits"],
+                                                           params={"epochs": 2}))
+    arts = {a["signal"]: a for a in fit.run(cfg, tables)["artifacts"]}
+    assert set(arts) == {"text", "credits"}
+    store = ArtifactStore(cfg.artifacts.root)
+    for signal, art in arts.items():
+        manifest = store.get(art["version"]).manifest
+        assert manifest["quantizer"] == "dpca" and manifest["fit"]["signals"] == [signal]
+        assert manifest["cardinalities"] == [3] * 6 and 0 < manifest["metrics"]["cosine_loss"] < 1
+    # 12 bits = 7 trits = 3 groups x 2 levels (6 codes). The per-signal task sorts its rows, so a
+    # refit gives byte-identical weights.
+    again = {a["signal"]: a["version"] for a in fit.run(cfg, tables)["artifacts"]}
+    for signal in ("text", "credits"):
+        a = store.version_path(arts[signal]["version"]) / "quantizer" / "weights.pt"
+        b = store.version_path(again[signal]) / "quantizer" / "weights.pt"
+        assert store.get(arts[signal]["version"]).manifest["files"] == store.get(again[signal]).manifest["files"], (a, b)
+    summary = encode.run(dataclasses.replace(cfg, encode=dataclasses.replace(cfg.encode, signal="credits",
+                                                                             sid_version=arts["credits"]["version"])), tables)
+    assert 60 < summary["items_in_version"] < 120  # only items with Wikidata credits

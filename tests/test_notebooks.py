@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from sidlib.spark import pointer
 
 from conftest import REPO_ROOT
@@ -23,14 +21,21 @@ def test_notebooks_are_databricks_source_format() -> None:
         assert "# COMMAND ----------" in text, nb
 
 
-@pytest.mark.parametrize("name", ["01_fit_and_encode.py"])
-def test_notebook_runs_locally(pipeline, name: str) -> None:  # type: ignore[no-untyped-def]
-    cfg, tables = pipeline
+def _run_notebook(name: str, cfg) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = {**os.environ, "SIDLIB_CONF": str(REPO_ROOT / "conf" / "demo.yaml"),
            "SIDLIB_OVERRIDES": f"tables.root={cfg.tables.root} artifacts.root={cfg.artifacts.root} "
-                               f"fit.bits=12 fit.signals=[text] ingest.cache_dir={cfg.ingest.cache_dir}"}
+                               f"fit.bits=12 fit.signals=[text] ingest.cache_dir={cfg.ingest.cache_dir} "
+                               f"sequences.history_length=10"}
     result = subprocess.run([sys.executable, str(REPO_ROOT / "notebooks" / name)], env=env, cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "items encoded with v1" in result.stdout
+    return result
+
+
+def test_fit_encode_then_sequences_notebooks_run_locally(pipeline) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables = pipeline
+    assert "items encoded with v1" in _run_notebook("01_fit_and_encode.py", cfg).stdout
     assert pointer.current(tables, "text").sid_version == 1
+    out = _run_notebook("02_sequences.py", cfg).stdout
+    assert "SIDs of text v1" in out and "rows per split:" in out
+    assert "'hist_item_ids': (256, 10)" in out

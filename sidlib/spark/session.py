@@ -109,11 +109,11 @@ def _with_delta(builder, engine: EngineConfig):  # type: ignore[no-untyped-def]
 
 
 def _active_session(engine: EngineConfig) -> "SparkSession":
+    """The platform's session: Databricks' (or any already active one), else the one ``spark-submit``
+    configured (``getOrCreate`` reads its ``--master`` and ``--conf``; nothing here overrides them)."""
     from pyspark.sql import SparkSession
 
-    spark = SparkSession.getActiveSession()
-    if spark is None:
-        raise ConfigError("engine 'active' needs a running SparkSession (Databricks or spark-submit); none found")
+    spark = SparkSession.getActiveSession() or SparkSession.builder.appName(engine.app_name).getOrCreate()
     _apply_runtime_conf(spark, engine)
     return spark
 
