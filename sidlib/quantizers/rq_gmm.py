@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from sidlib.errors import InvalidInputError
-from sidlib.quantizers.kmeans_ops import row_blocks
+from sidlib.quantizers.kmeans_ops import row_blocks, split_clusters
 from sidlib.quantizers.rq_kmeans import ResidualEMQuantizer
 
 #: A component whose total responsibility is below one row's worth is dead: its mean and variance
-#: cannot be estimated, so it is re-seeded like an empty k-means cluster.
+#: cannot be estimated, so it is re-seeded like an empty k-means cluster (``min_component_share``
+#: raises the bar).
 MIN_COMPONENT_MASS = 1.0
 
 
@@ -61,6 +62,11 @@ class RQGMM(ResidualEMQuantizer):
         var_floor: variances are floored at ``var_floor`` times the per-dimension variance of the level's
             residuals (relative, because residuals shrink level after level); prevents components from
             collapsing onto a few points.
+        min_component_share: a component whose responsibility mass is below this share of an average
+            component's (``rows / codebook_size``) is dead and re-seeded, by bisecting a big component
+            (:func:`~sidlib.quantizers.kmeans_ops.split_clusters`), as ``RQKMeans`` does with tiny
+            clusters: components left on a few isolated training rows are almost never the most
+            probable one for unseen rows. 0 re-seeds only components below one row's mass.
         max_iter, tol: EM iterations per level; stop when the mean log-likelihood changes by less
             than ``tol`` relatively.
         seed, device, encode_batch_size: as for ``RQKMeans``.
@@ -75,14 +81,17 @@ class RQGMM(ResidualEMQuantizer):
     _init_variance: torch.Tensor | None
 
     def __init__(self, dim: int, bits: float = 24, levels: int = 3, codebook_size: int | None = None,
-                 var_floor: float = 1e-3, max_iter: int = 25, tol: float = 1e-4, seed: int = 0,
-                 device: str | None = "auto", encode_batch_size: int = 65536):
+                 var_floor: float = 1e-3, min_component_share: float = 0.25, max_iter: int = 25, tol: float = 1e-4,
+                 seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536):
         super().__init__(dim, bits=bits, levels=levels, codebook_size=codebook_size, max_iter=max_iter, tol=tol,
                          seed=seed, device=device, encode_batch_size=encode_batch_size)
         if not var_floor > 0:
             raise InvalidInputError(f"var_floor must be > 0, got {var_floor}")
+        if not 0 <= min_component_share < 1:
+            raise InvalidInputError(f"min_component_share must be in [0, 1), got {min_component_share}")
         self.var_floor = float(var_floor)
-        self.config["var_floor"] = self.var_floor
+        self.min_component_share = float(min_component_share)
+        self.config.update(var_floor=self.var_floor, min_component_share=self.min_component_share)
         shape = (self.levels, self.codebook_size)
         self.register_buffer("variances", torch.ones(shape + (self.dim,)))
         self.register_buffer("log_weights", torch.full(shape, -math.log(self.codebook_size)))
@@ -142,8 +151,10 @@ class RQGMM(ResidualEMQuantizer):
     @torch.no_grad()
     def apply_statistics(self, level: int, stats: Mapping[str, np.ndarray]) -> float:
         """M-step: weights = mass / n, means and floored variances from the weighted moments. Dead
-        components are re-seeded at the worst-served sample residual with the level's initial
-        variance and a uniform-share weight. Records the E-step's mean log-likelihood and entropy."""
+        components (mass below ``min_component_share`` of the average) are re-seeded by bisecting the
+        big components with the largest weighted squared error (or, with none left to split, at the
+        worst-served sample residual), with the level's initial variance and a uniform-share weight.
+        Records the E-step's mean log-likelihood and entropy."""
         self._start_m_step(level)
         dev = self.torch_device
         counts = torch.as_tensor(stats["count"], device=dev)
@@ -155,7 +166,15 @@ class RQGMM(ResidualEMQuantizer):
         self.codebooks[level][live] = mean.float()
         self.variances[level][live] = torch.maximum(var.float(), self._floor)
         weights = counts / n
-        moved = self._reseed(level, ~live)
+        min_mass = max(MIN_COMPONENT_MASS, math.floor(self.min_component_share * n / self.codebook_size))
+        spread = torch.zeros_like(counts)
+        spread[live] = (sums_sq[live].sum(1) - (sums[live] * sums[live]).sum(1) / counts[live]).clamp_min(0.0)
+        split = split_clusters(self.codebooks[level], counts < min_mass, counts, spread, self._sample, min_mass)
+        moved = [cid for cid, _ in split]
+        empty = ~live
+        empty[moved] = False
+        if bool(empty.any()):  # nothing left to split
+            moved += self._reseed(level, empty)
         if moved:
             self.variances[level][moved] = self._init_variance
             weights[moved] = 1.0 / self.codebook_size

@@ -9,15 +9,19 @@ hierarchy Semantic IDs rely on.
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.base import EMQuantizer, add_statistics
-from sidlib.quantizers.kmeans_ops import beam_search, cluster_sums, kmeans_plus_plus, nearest, reseed_empty
+from sidlib.quantizers.kmeans_ops import (
+    beam_assign, beam_paths, beam_search, cluster_sums, kmeans_plus_plus, nearest, path_cluster_sums, path_residuals,
+    reseed_empty, split_clusters,
+)
 from sidlib.quantizers.residual import PrefixView
 from sidlib.validation import as_float_matrix
 
@@ -40,9 +44,10 @@ class ResidualEMQuantizer(EMQuantizer):
     """Residual codebooks fit level by level by EM; subclasses supply the per-level model.
 
     Subclasses implement :meth:`_encode_levels` (how a row picks its codes), :meth:`_residual_statistics`
-    (E-step on residuals) and :meth:`apply_statistics` (M-step). This class owns the layout, decoding,
-    residual computation, k-means++ initialisation and the empty-cluster remedy, so every residual
-    model gets them identically.
+    (E-step on residuals; or override :meth:`_chunk_statistics`, the E-step on raw rows) and
+    :meth:`apply_statistics` (M-step). This class owns the layout, decoding, residual computation,
+    greedy k-means++ initialisation and the empty-cluster remedy, so every residual model gets them
+    identically.
 
     Training-only state (the initialisation sample's residuals, the previous objective; see
     :meth:`_training_state`) lives in plain attributes: it is needed between ``init_level`` and the
@@ -119,15 +124,14 @@ class ResidualEMQuantizer(EMQuantizer):
         return view.decode(arr)
 
     # ---------------------------------------------------------------- training
-    def _residual_chunks(self, X: np.ndarray, level: int) -> Iterator[torch.Tensor]:
-        """Residuals of raw rows after levels ``< level``, in ``encode_batch_size`` chunks on the device."""
-        for start in range(0, X.shape[0], self.encode_batch_size):
-            x = torch.from_numpy(X[start:start + self.encode_batch_size]).to(self.torch_device)
-            yield self._training_residual(x, level)
-
     def _training_residual(self, x: torch.Tensor, level: int) -> torch.Tensor:
         """What level ``level`` is trained on: the residual of ``x`` after the levels before it."""
         return self._encode_levels(x, level)[1]
+
+    def _sample_residual(self, x: torch.Tensor, level: int, rng: np.random.Generator) -> torch.Tensor:
+        """One training residual per sample row, which level ``level`` is seeded from (and re-seeds
+        dead clusters from). ``rng`` serves subclasses that train on several residuals per row."""
+        return self._training_residual(x, level)
 
     def _check_level(self, level: int) -> None:
         if int(level) != level or not 0 <= level < self.levels:
@@ -135,8 +139,9 @@ class ResidualEMQuantizer(EMQuantizer):
 
     @torch.no_grad()
     def init_level(self, level: int, sample: np.ndarray) -> None:
-        """k-means++ on the sample's residuals, seeded by ``(seed, level)``. Keeps those residuals for
-        the empty-cluster remedy of this level's M-steps."""
+        """Greedy k-means++ (``2 + ln k`` local trials, as scikit-learn) on the sample's residuals
+        (one per row, :meth:`_sample_residual`), seeded by ``(seed, level)``. Keeps those residuals
+        for the dead-cluster remedy of this level's M-steps."""
         self._check_level(level)
         sample = as_float_matrix(sample, self.dim, name="sample")
         if sample.shape[0] < self.codebook_size:
@@ -144,21 +149,35 @@ class ResidualEMQuantizer(EMQuantizer):
                 f"sample has {sample.shape[0]} rows, fewer than codebook_size={self.codebook_size}: "
                 "need at least one training row per code"
             )
-        self._sample = torch.cat(list(self._residual_chunks(sample, level)))
+        rng = np.random.default_rng([self.seed, int(level)])
+        self._sample = torch.cat([
+            self._sample_residual(torch.from_numpy(sample[start:start + self.encode_batch_size]).to(self.torch_device),
+                                  level, rng)
+            for start in range(0, sample.shape[0], self.encode_batch_size)
+        ])
         self._sample_level = int(level)
         self._objective = None
-        rng = np.random.default_rng([self.seed, int(level)])
-        self.codebooks[level] = kmeans_plus_plus(self._sample, self.codebook_size, rng)
+        trials = 2 + int(math.log(self.codebook_size))
+        self.codebooks[level] = kmeans_plus_plus(self._sample, self.codebook_size, rng, local_trials=trials)
 
-    @abstractmethod
     def _residual_statistics(self, level: int, residual: torch.Tensor) -> dict[str, np.ndarray]:
-        """E-step of level ``level`` on residual rows: additive float64 statistics."""
+        """E-step of level ``level`` on residual rows: additive float64 statistics (used by the
+        default :meth:`_chunk_statistics`)."""
+        raise NotImplementedError
+
+    def _chunk_statistics(self, level: int, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """E-step of level ``level`` on one chunk of raw rows (on the device); by default
+        :meth:`_residual_statistics` of :meth:`_training_residual`."""
+        return self._residual_statistics(level, self._training_residual(x, level))
 
     @torch.no_grad()
     def level_statistics(self, level: int, X: np.ndarray) -> dict[str, np.ndarray]:
         self._check_level(level)
         X = as_float_matrix(X, self.dim)
-        return add_statistics(self._residual_statistics(level, r) for r in self._residual_chunks(X, level))
+        return add_statistics(
+            self._chunk_statistics(level, torch.from_numpy(X[start:start + self.encode_batch_size]).to(self.torch_device))
+            for start in range(0, X.shape[0], self.encode_batch_size)
+        )
 
     def _start_m_step(self, level: int) -> None:
         """Check that ``level`` was initialised on this object, which holds the state the M-step needs."""
@@ -199,52 +218,109 @@ class RQKMeans(ResidualEMQuantizer):
         dim: embedding dimension.
         bits: code budget; with the defaults ``levels=3`` and ``codebook_size=2 ** round(bits / levels)``.
         levels, codebook_size: explicit layout (override ``bits``).
-        beam_size: encode keeps this many best partial reconstructions per level (1 = greedy). Encode
-            only: levels are trained on greedy residuals, so the codebooks do not depend on it and a
+        beam_size: encode keeps this many best partial reconstructions per level (1 = greedy). A
             fitted model can be re-encoded with another beam (rebuild with ``beam_size`` changed and
-            ``load_weights``). Training on beam residuals, as FAISS's ``ResidualQuantizer`` does, cost
-            ``beam_size`` times more per E-step and gave a worse last level on 384-d clustered data
-            (for FAISS too).
+            ``load_weights``).
+        train_beam_size: paths per row the levels are trained on (default: ``beam_size``). Level
+            ``l`` is fit on the residuals of *all* the ``train_beam_size`` best paths through levels
+            ``< l`` (as FAISS's ``ResidualQuantizer`` trains with ``max_beam_size``), so its codebook
+            serves the residuals a beam search of that width will try, not only the greedy one. The
+            E-step of a level costs up to ``train_beam_size`` times more. 1 trains on greedy residuals.
+        min_cluster_share: a cluster holding fewer than this share of an average cluster's rows
+            (``rows / codebook_size``) after an E-step is dead and is re-seeded like an empty one, by
+            bisecting a big cluster (:func:`kmeans_ops.split_clusters`). Such tiny clusters sit on a
+            few isolated training rows (deep residual levels have many) and unseen rows rarely use
+            their codes; 0 re-seeds only empty clusters.
         max_iter, tol: Lloyd iterations per level; stop when the relative SSE change is below ``tol``.
         seed: seeds k-means++ (per level) and the shuffling of in-memory training data.
         device: ``auto``/``cpu``/``cuda``; computation runs wherever the module's buffers are.
         encode_batch_size: rows per chunk in encode/decode and in the E-step.
 
-    Statistics per level: ``count`` ``[k]``, ``sum`` ``[k, dim]`` and ``sse`` (the objective).
+    Statistics per level: ``count`` ``[k]``, ``sum`` ``[k, dim]``, ``cluster_sse`` ``[k]`` (squared
+    error per cluster) and ``sse`` (the objective).
     """
 
     name = "rq_kmeans"
 
     def __init__(self, dim: int, bits: float = 24, levels: int = 3, codebook_size: int | None = None,
-                 beam_size: int = 1, max_iter: int = 25, tol: float = 1e-4, seed: int = 0,
-                 device: str | None = "auto", encode_batch_size: int = 65536):
+                 beam_size: int = 1, train_beam_size: int | None = None, min_cluster_share: float = 0.25,
+                 max_iter: int = 25, tol: float = 1e-4, seed: int = 0, device: str | None = "auto",
+                 encode_batch_size: int = 65536):
         super().__init__(dim, bits=bits, levels=levels, codebook_size=codebook_size, max_iter=max_iter, tol=tol,
                          seed=seed, device=device, encode_batch_size=encode_batch_size)
         if int(beam_size) != beam_size or beam_size < 1:
             raise InvalidInputError(f"beam_size must be a positive integer, got {beam_size}")
-        self.beam_size = int(beam_size)
-        self.config["beam_size"] = self.beam_size
+        if train_beam_size is None:
+            train_beam_size = beam_size
+        if int(train_beam_size) != train_beam_size or train_beam_size < 1:
+            raise InvalidInputError(f"train_beam_size must be a positive integer, got {train_beam_size}")
+        if not 0 <= min_cluster_share < 1:
+            raise InvalidInputError(f"min_cluster_share must be in [0, 1), got {min_cluster_share}")
+        self.beam_size, self.train_beam_size = int(beam_size), int(train_beam_size)
+        self.min_cluster_share = float(min_cluster_share)
+        self.config.update(beam_size=self.beam_size, train_beam_size=self.train_beam_size,
+                           min_cluster_share=self.min_cluster_share)
 
     def _encode_levels(self, x: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return beam_search(x, self.codebooks[:n_levels], self.beam_size)
 
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return beam_paths(x, self.codebooks, self.beam_size)[:, 0]
+
     def _training_residual(self, x: torch.Tensor, level: int) -> torch.Tensor:
-        """Greedy whatever ``beam_size`` is (see the class doc)."""
-        return beam_search(x, self.codebooks[:level], 1)[1]
+        """Residuals of every one of the ``train_beam_size`` best paths through levels ``< level``:
+        ``[rows * width, dim]``; each depends on its own row only, so the statistics stay additive."""
+        books = self.codebooks[:level]
+        return path_residuals(x, books, beam_paths(x, books, self.train_beam_size))
+
+    def _sample_residual(self, x: torch.Tensor, level: int, rng: np.random.Generator) -> torch.Tensor:
+        """The residual of one of the row's ``train_beam_size`` paths, drawn uniformly: an unbiased
+        sample of the rows level ``level`` is trained on, as many as there are sample rows (the
+        driver keeps them, and k-means++ costs ``O(rows * k * dim)``)."""
+        books = self.codebooks[:level]
+        paths = beam_paths(x, books, self.train_beam_size)
+        if paths.shape[1] > 1:
+            pick = torch.as_tensor(rng.integers(0, paths.shape[1], size=x.shape[0]), device=x.device)
+            paths = paths[torch.arange(x.shape[0], device=x.device), pick].unsqueeze(1)
+        return path_residuals(x, books, paths)
+
+    def _chunk_statistics(self, level: int, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """Assignments of the residuals of all ``train_beam_size`` paths from
+        :func:`kmeans_ops.beam_assign` and their sums from :func:`kmeans_ops.path_cluster_sums`:
+        no GEMM on, and no copy of, the ``width`` residuals of each row."""
+        paths, dist, ids = beam_assign(x, self.codebooks[:level + 1], self.train_beam_size)
+        counts, sums = path_cluster_sums(x, self.codebooks[:level], paths, ids, self.codebook_size)
+        return self._assignment_statistics(counts, sums, dist, ids)
 
     def _residual_statistics(self, level: int, residual: torch.Tensor) -> dict[str, np.ndarray]:
+        """The same statistics from explicit residual rows (the reference :meth:`_chunk_statistics`
+        is equal to, up to float32 rounding of the distances)."""
         dist, ids = nearest(residual, self.codebooks[level])
         counts, sums = cluster_sums(ids[:, 0], residual, self.codebook_size)
-        return {"count": counts, "sum": sums, "sse": np.asarray(dist.double().sum().item())}
+        return self._assignment_statistics(counts, sums, dist[:, 0], ids[:, 0])
+
+    def _assignment_statistics(self, counts: np.ndarray, sums: np.ndarray, dist: torch.Tensor, ids: torch.Tensor
+                               ) -> dict[str, np.ndarray]:
+        cluster_sse = torch.bincount(ids, weights=dist.double(), minlength=self.codebook_size)
+        return {"count": counts, "sum": sums, "cluster_sse": cluster_sse.cpu().numpy(),
+                "sse": np.asarray(cluster_sse.sum().item())}
 
     @torch.no_grad()
     def apply_statistics(self, level: int, stats: Mapping[str, np.ndarray]) -> float:
-        """Lloyd M-step: each codeword moves to the mean of its rows; empty ones are re-seeded."""
+        """Lloyd M-step: each codeword moves to the mean of its rows; dead ones (empty, or below
+        ``min_cluster_share`` of the average size) are re-seeded by splitting big clusters."""
         self._start_m_step(level)
-        counts = torch.as_tensor(stats["count"], device=self.torch_device)
-        sums = torch.as_tensor(stats["sum"], device=self.torch_device)
-        live = counts > 0
+        dev = self.torch_device
+        counts = torch.as_tensor(stats["count"], device=dev)
+        sums = torch.as_tensor(stats["sum"], device=dev)
+        filled = counts > 0
         book = self.codebooks[level]
-        book[live] = (sums[live] / counts[live].unsqueeze(1)).float()
-        moved = self._reseed(level, ~live)
-        return self._objective_change(float(stats["sse"]), bool(moved))
+        book[filled] = (sums[filled] / counts[filled].unsqueeze(1)).float()
+        min_size = max(1.0, math.floor(self.min_cluster_share * float(counts.sum()) / self.codebook_size))
+        dead = counts < min_size
+        split = split_clusters(book, dead, counts, torch.as_tensor(stats["cluster_sse"], device=dev),
+                               self._sample, min_size)
+        empty = ~filled
+        empty[[cid for cid, _ in split]] = False
+        moved = self._reseed(level, empty) if bool(empty.any()) else []  # nothing left to split
+        return self._objective_change(float(stats["sse"]), bool(split or moved))
