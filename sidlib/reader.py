@@ -106,6 +106,7 @@ class RankerDataset(IterableDataset):
     seed: int | None = None
     workers_count: int = 2
     reshape_codes: bool = True
+    shuffle_rows: int = 0
     rows_read: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +116,10 @@ class RankerDataset(IterableDataset):
         unknown = [c for c in self.columns if c not in schemas.RANKER_TRAINING]
         if unknown:
             raise ConfigError(f"unknown ranker_training columns {unknown}")
+        if "split" in self.columns:
+            raise ConfigError("split is the partition column (not stored in the files): choose it with split=")
+        if self.shuffle_rows < 0:
+            raise ConfigError(f"shuffle_rows must be >= 0, got {self.shuffle_rows}")
 
     def _reader(self):  # type: ignore[no-untyped-def]
         from petastorm import make_batch_reader
@@ -123,9 +128,8 @@ class RankerDataset(IterableDataset):
                                  shuffle_row_groups=self.shuffle_row_groups, seed=self.seed,
                                  workers_count=self.workers_count, reader_pool_type="thread")
 
-    def _batch(self, parts: dict[str, list[np.ndarray]], start: int, stop: int) -> dict[str, Any]:
-        out = {name: _to_tensor(name, np.concatenate(chunks)[start:stop] if len(chunks) > 1 else chunks[0][start:stop])
-               for name, chunks in parts.items()}
+    def _batch(self, merged: dict[str, np.ndarray], start: int, stop: int) -> dict[str, Any]:
+        out = {name: _to_tensor(name, values[start:stop]) for name, values in merged.items()}
         if self.reshape_codes and "hist_codes" in out and "target_codes" in out:
             n_codes = out["target_codes"].shape[1]
             out["hist_codes"] = out["hist_codes"].reshape(out["hist_codes"].shape[0], -1, n_codes)
@@ -135,6 +139,8 @@ class RankerDataset(IterableDataset):
         self.rows_read = 0
         if not self.files:
             return
+        rng = np.random.default_rng(self.seed)
+        threshold = max(self.batch_size, self.shuffle_rows)
         pending: dict[str, list[np.ndarray]] = {c: [] for c in self.columns}
         n_pending = 0
         with self._reader() as reader:
@@ -145,31 +151,49 @@ class RankerDataset(IterableDataset):
                 for c in self.columns:
                     pending[c].append(np.asarray(getattr(batch, c)))
                 n_pending += n
-                if n_pending < self.batch_size:
+                if n_pending < threshold:
                     continue
-                merged = {c: [np.concatenate(v)] if len(v) > 1 else v for c, v in pending.items()}
+                merged = self._merge(pending, n_pending, rng)
                 full = (n_pending // self.batch_size) * self.batch_size
                 for start in range(0, full, self.batch_size):
                     self.rows_read += self.batch_size
                     yield self._batch(merged, start, start + self.batch_size)
-                pending = {c: [v[0][full:]] for c, v in merged.items()}
+                pending = {c: [v[full:]] for c, v in merged.items()}
                 n_pending -= full
-        if n_pending and not self.drop_last:
-            self.rows_read += n_pending
-            yield self._batch(pending, 0, n_pending)
+        if n_pending:
+            merged = self._merge(pending, n_pending, rng)
+            for start in range(0, n_pending, self.batch_size):
+                stop = min(start + self.batch_size, n_pending)
+                if stop - start < self.batch_size and self.drop_last:
+                    break
+                self.rows_read += stop - start
+                yield self._batch(merged, start, stop)
+
+    def _merge(self, pending: dict[str, list[np.ndarray]], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """One array per column; rows permuted when shuffling (``shuffle_rows`` > 0)."""
+        merged = {c: np.concatenate(v) if len(v) > 1 else v[0] for c, v in pending.items()}
+        if self.shuffle_rows:
+            order = rng.permutation(n)
+            merged = {c: v[order] for c, v in merged.items()}
+        return merged
 
 
 def make_dataloader(location: str, *, split: str | None = "train", batch_size: int = 1024, fmt: str = "delta",
                     version: int | None = None, columns: Sequence[str] | None = None, drop_last: bool = False,
-                    shuffle_row_groups: bool = False, seed: int | None = None, workers_count: int = 2,
-                    reshape_codes: bool = True) -> DataLoader:
+                    shuffle_row_groups: bool = False, shuffle_rows: int = 0, seed: int | None = None,
+                    workers_count: int = 2, reshape_codes: bool = True) -> DataLoader:
     """A torch ``DataLoader`` over ``ranker_training`` at ``location`` (a path), one ``split``
     (``None``: all rows), pinned at ``version`` (Delta; default the current one). The loader's
-    ``dataset`` is the :class:`RankerDataset`: its ``version`` and ``files`` say what is read."""
+    ``dataset`` is the :class:`RankerDataset`: its ``version`` and ``files`` say what is read.
+
+    Order: as stored (rows of one user are near each other) unless shuffled: ``shuffle_row_groups``
+    (Petastorm's, across row groups) and ``shuffle_rows`` (permute rows in a buffer of that many
+    rows before cutting batches; e.g. 100_000 for training). ``seed`` makes both reproducible
+    (with ``workers_count=1``: several reader threads finish row groups in any order)."""
     files, pinned = snapshot_files(location, fmt=fmt, version=version, split=split)
     dataset = RankerDataset(files, pinned, batch_size=batch_size, columns=tuple(columns or DEFAULT_COLUMNS),
                             drop_last=drop_last, shuffle_row_groups=shuffle_row_groups, seed=seed,
-                            workers_count=workers_count, reshape_codes=reshape_codes)
+                            workers_count=workers_count, reshape_codes=reshape_codes, shuffle_rows=shuffle_rows)
     log.info("ranker_training reader: %s split=%s version=%s, %d files", location, split, pinned, len(files))
     # batches are assembled by the dataset (Petastorm reads in its own threads): no re-batching here
     return DataLoader(dataset, batch_size=None, num_workers=0)

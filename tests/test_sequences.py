@@ -51,7 +51,7 @@ def has_sid(item_ids: np.ndarray) -> np.ndarray:
     return np.asarray(item_ids) % 10 != 0
 
 
-def sequences_env(spark, demo_tables, root: Path) -> tuple[SidlibConfig, Tables, pd.DataFrame]:  # type: ignore[no-untyped-def]
+def sequences_env(spark, demo_tables, root: Path):  # type: ignore[no-untyped-def]
     """A fresh tables root with the demo events and synthetic item_sids: text v1 and v2 (pointer at
     v2) and credits v2, each without every 10th item."""
     _, demo, _ = demo_tables
@@ -60,8 +60,9 @@ def sequences_env(spark, demo_tables, root: Path) -> tuple[SidlibConfig, Tables,
     tables.write(demo.read("events"), "events", expected=schemas.EVENTS)
     items = demo.read("items").select("item_id").toPandas()["item_id"].to_numpy(np.int64)
     encoded = items[has_sid(items)]
-    write_item_sids(tables, [synthetic_item_sids(encoded, 1), synthetic_item_sids(encoded, 2),
-                             synthetic_item_sids(encoded, 2, signal="credits").assign(codes=lambda d: [c[::-1].copy() for c in d["codes"]])])
+    credits = synthetic_item_sids(encoded, 2, signal="credits")
+    credits["codes"] = [c[::-1].copy() for c in credits["codes"]]
+    write_item_sids(tables, [synthetic_item_sids(encoded, 1), synthetic_item_sids(encoded, 2), credits])
     pointer.switch(tables, "text", 2, "test-model", expected=None)
     tables.reads.clear()
     events = tables.read_unpinned("events").toPandas()
@@ -233,7 +234,7 @@ def test_explicit_version_and_missing_version(env) -> None:  # type: ignore[no-u
         cfg.sequences.sid_version = None
 
 
-def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Path) -> None:  # type: ignore
     """Hand-made events with equal timestamps: events at the impression's second are never history,
     ties inside the history are ordered by item_id, and input order/partitioning does not matter."""
     events = pd.DataFrame([
@@ -275,3 +276,14 @@ def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Pat
         results.append(seq)
     for other in results[1:]:
         assert_frames_equal(other, results[0])
+
+
+def test_events_with_null_keys_are_refused(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = SidlibConfig(tables=TablesConfig(root=str(tmp_path)))
+    tables = Tables(spark, cfg.tables)
+    rows = [(1, 2, 10, 1, 0), (1, 3, None, 0, 0)]
+    tables.write(spark.createDataFrame(rows, schemas.ddl(schemas.EVENTS)), "events", expected=schemas.EVENTS)
+    write_item_sids(tables, [synthetic_item_sids(np.arange(1, 5), 1)])
+    with pytest.raises(TableError, match="1 rows with a null"):
+        sequences_job.run(cfg, tables)
+    assert not tables.exists("sequences")

@@ -37,6 +37,15 @@ def resolve_sid_version(tables: Any, signal: str, requested: int | None, sids: A
     return int(row[0]), "newest"
 
 
+def count_rows(events: Any) -> tuple[int, int]:
+    """``(rows, rows with a null in any events column)`` in one pass."""
+    from pyspark.sql import functions as F
+
+    any_null = F.greatest(*[F.col(c).isNull().cast("int") for c in schemas.EVENTS])
+    row = events.agg(F.count(F.lit(1)).alias("rows"), F.sum(any_null).alias("nulls")).collect()[0]
+    return int(row["rows"]), int(row["nulls"] or 0)
+
+
 def item_sid_layout(sids: Any, signal: str, version: int) -> dict[str, int]:
     """Row count, codes and n-gram widths of one version; refuses ragged or duplicated rows."""
     from pyspark.sql import functions as F
@@ -52,7 +61,8 @@ def item_sid_layout(sids: Any, signal: str, version: int) -> dict[str, int]:
     if row["rows"] != row["items"]:
         raise TableError(f"{where} has {row['rows']} rows for {row['items']} items: duplicate item_id")
     if row["codes_min"] != row["codes_max"] or row["codes_min"] < 1:
-        raise TableError(f"{where}: codes must all have the same length >= 1, got {row['codes_min']}..{row['codes_max']}")
+        raise TableError(f"{where}: codes must all have the same length >= 1, "
+                         f"got {row['codes_min']}..{row['codes_max']}")
     if row["ngrams_min"] != row["ngrams_max"]:
         raise TableError(f"{where}: ngrams must all have the same length, got {row['ngrams_min']}..{row['ngrams_max']}")
     return {"items": int(row["items"]), "n_codes": int(row["codes_min"]), "n_ngrams": int(max(row["ngrams_min"], 0))}
@@ -71,7 +81,10 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     events = tables.read("events")
     events_version = tables.reads[-1].version
     tables.check_schema("events", schemas.EVENTS)
-    events_rows = events.count()
+    events_rows, null_rows = count_rows(events)
+    if null_rows:
+        raise TableError(f"events version {events_version} has {null_rows} rows with a null "
+                         f"{'/'.join(schemas.EVENTS)}: histories need every key and label")
     log.info("read events version %s: %d rows", events_version, events_rows)
 
     all_sids = tables.read("item_sids")

@@ -18,9 +18,10 @@ Bounded per-task work: a user's events are split into chunks ``chunk = r // M``
 histories need: positions ``[cM - N, cM)`` and, when the chunk's first event ties on ``ts`` with
 events before it, ``[k_first - N, k_first)``. So a ``(user_id, chunk)`` group holds at most ``M + 2N``
 rows, whatever the user's size, and the chunked result equals the unchunked one exactly. Groups are
-hashed into buckets of about ``max(M, MIN_BUCKET_ROWS)`` rows, one ``applyInPandas`` call per bucket
-(many light users per call; a heavy user's chunks spread over buckets); the work in a call is numpy
-(``searchsorted`` + gather over all its groups at once), no Python loop over rows or users.
+hashed into buckets of at most about ``max(M, MIN_BUCKET_ROWS)`` rows (smaller when the output needs
+more partitions: ``rows_per_file``), one ``applyInPandas`` call per bucket (many light users per call;
+a heavy user's chunks spread over buckets); the work in a call is numpy (``searchsorted`` + gather
+over all its groups at once), no Python loop over rows or users.
 """
 
 from __future__ import annotations
@@ -159,9 +160,9 @@ def chunked_input(events: "DataFrame", history_length: int, max_events_per_task:
 
     n, m = int(history_length), int(max_events_per_task)
     by_user = Window.partitionBy("user_id")
-    ranked = (events
-              .withColumn("r", (F.row_number().over(by_user.orderBy("ts", "item_id", "click", "conv")) - 1).cast("bigint"))
-              .withColumn("k", (F.rank().over(by_user.orderBy("ts")) - 1).cast("bigint")))
+    position = F.row_number().over(by_user.orderBy("ts", "item_id", "click", "conv")) - 1
+    earlier = F.rank().over(by_user.orderBy("ts")) - 1  # events with a strictly smaller ts
+    ranked = events.withColumn("r", position.cast("bigint")).withColumn("k", earlier.cast("bigint"))
     chunk_of = F.floor(F.col("r") / m).cast("bigint")
     impressions = ranked.withColumn("chunk", chunk_of).withColumn("is_context", F.lit(False))
 
