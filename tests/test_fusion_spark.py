@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 
+from sidlib.artifacts import ArtifactStore
 from sidlib.config import DataQualityConfig
+from sidlib.jobs import encode, fit
+from sidlib.sid import pack
 from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, to_matrix
 
 
@@ -30,3 +34,34 @@ def test_read_fused_concatenates_signals_with_presence_flags(pipeline) -> None: 
             assert x[row, 786 + flag] == float(present)
             np.testing.assert_array_equal(part, by[signal][item] if present else np.zeros(dims[signal], np.float32))
     assert 0 < (x[:, 787] == 0).sum() < 120  # some items lack Wikidata credits and are kept, not dropped
+
+
+def test_fusion_artifact_fits_and_encodes_through_the_jobs(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """quantizer: fusion -> one artifact for signal 'fusion' judged per signal, and encode_items
+    writes one SID per item (also items without credits) equal to the in-process codes."""
+    cfg, tables = pipeline
+    cfg = dataclasses.replace(cfg, fit=dataclasses.replace(
+        cfg.fit, quantizer="fusion", bits=12, signals=["text", "credits", "genres"],
+        params={"quantizer": "rq_kmeans", "latent_dim": 16, "hidden": [32], "signal_hidden": 32, "epochs": 2}))
+    (art,) = fit.run(cfg, tables)["artifacts"]
+    assert art["signal"] == FUSION_SIGNAL
+    assert json.loads(art["model_version"])["genres"] == "genres-multihot-v1"
+    metrics = art["metrics"]
+    for name in ("text_cosine_loss", "credits_cosine_loss"):
+        assert 0 < metrics[name] < 1.5, name
+    assert 0 <= metrics["genres_micro_f1"] <= 1
+    q = ArtifactStore(cfg.artifacts.root).get(art["version"]).load_quantizer()
+    assert [(s.name, s.kind) for s in q.layout.signals] == [("text", "embedding"), ("credits", "embedding"),
+                                                             ("genres", "multilabel")]
+
+    summary = encode.run(dataclasses.replace(cfg, encode=dataclasses.replace(
+        cfg.encode, signal=FUSION_SIGNAL, sid_version=art["version"])), tables)
+    assert summary["items_in_version"] == summary["items_encoded"] == 120
+    got = (tables.read_unpinned("item_sids").where(f"signal = '{FUSION_SIGNAL}'").toPandas()
+           .sort_values("item_id").reset_index(drop=True))
+    fused, _ = read_fused(tables, cfg.fit.signals, quality=DataQualityConfig(), job="test")
+    rows = fused.frame.toPandas().sort_values("item_id").reset_index(drop=True)
+    np.testing.assert_array_equal(got["item_id"], rows["item_id"])
+    expected = q.encode(to_matrix(rows["embedding"]))
+    np.testing.assert_array_equal(np.stack(got["codes"]), expected)
+    np.testing.assert_array_equal(got["sid"], pack(expected, q.cardinalities))

@@ -20,6 +20,7 @@ from sidlib.artifacts import Artifact, ArtifactStore
 from sidlib.config import SidlibConfig, to_dict
 from sidlib.metrics import reconstruction_report
 from sidlib.quantizers import EMQuantizer, quantizer_class
+from sidlib.quantizers.fusion import signal_report
 from sidlib.spark.embeddings import FUSION_SIGNAL, SignalData, hash_fraction, read_fused, read_signal, to_matrix
 from sidlib.spark.fit import build_quantizer, fit_em_distributed, train_neural_distributed, uses_vae
 
@@ -115,9 +116,12 @@ def _publish(store: ArtifactStore, cfg: SidlibConfig, sd: SignalData, quantizer:
              seconds: float, holdout: str) -> Artifact:
     eval_rows = _ordered_rows(sd.frame.where(holdout), MAX_EVAL_ROWS, f"eval-{cfg.fit.seed}")
     metrics = reconstruction_report(quantizer, eval_rows, seed=cfg.fit.seed) if len(eval_rows) > 1 else {}
+    if sd.signal == FUSION_SIGNAL and len(eval_rows):
+        # the fused row mixes signals of different kinds: judge each signal on its own
+        metrics.update(signal_report(quantizer.layout, eval_rows, quantizer.decode(quantizer.encode(eval_rows))))
     metrics.update(quantizer.extra_metrics())
     log.info("%s on %s: %d train rows in %.1fs; held-out cosine loss %s", cfg.fit.quantizer, sd.signal, rows,
-             seconds, metrics.get("cosine_loss"))
+             seconds, {k: round(v, 4) for k, v in metrics.items() if k.endswith("cosine_loss")})
     fit_cfg = cfg.fit if sd.signal == FUSION_SIGNAL else dataclasses.replace(cfg.fit, signals=[sd.signal])
     artifact = store.publish(quantizer, {
         "signal": sd.signal,

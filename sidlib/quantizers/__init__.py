@@ -28,9 +28,10 @@ _CLASSES: dict[str, str] = {
     "rq_gmm": "sidlib.quantizers.rq_gmm:RQGMM",
     "kmeans": "sidlib.quantizers.kmeans:KMeans",
     "vqvae": "sidlib.quantizers.vqvae:VQVAE",
+    "fusion": "sidlib.quantizers.fusion:FusionQuantizer",
 }
 
-NAMES: tuple[str, ...] = tuple(n for n in _CLASSES if n != "vqvae")
+NAMES: tuple[str, ...] = tuple(n for n in _CLASSES if n not in ("vqvae", "fusion"))
 
 
 def quantizer_class(name: str) -> type[Quantizer]:
