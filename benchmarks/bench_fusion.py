@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import CACHE  # noqa: E402
-from report import append_section, markdown_table  # noqa: E402
+from report import markdown_table, publish  # noqa: E402
 
 from sidlib.config import SidlibConfig  # noqa: E402
 from sidlib.jobs.ingest import build_frames  # noqa: E402
@@ -180,10 +180,7 @@ def main() -> None:
             f"predicting the training mean embedding (knows nothing about the item); kept_gain = share of the 1:1 "
             f"SID's gain over train_mean that the fused SID keeps. seconds = all fits of that quantizer.\n\n{table}"
             f"\n\n{verdict(deltas, kept)}")
-    if args.no_write:
-        print(body)
-    else:
-        append_section("VQ-fusion vs 1:1 per-signal SIDs at 24 bits (SIDE Table 1)", body)
+    publish("VQ-fusion vs 1:1 per-signal SIDs at 24 bits (SIDE Table 1)", body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import minilm_movies  # noqa: E402
-from report import append_section, markdown_table  # noqa: E402
+from report import markdown_table, publish  # noqa: E402
 
 from sidlib.metrics import cosine_loss, recall_at_k, unique_sid_rate, utilization  # noqa: E402
 from sidlib.quantizers import build  # noqa: E402
@@ -128,10 +128,7 @@ def main() -> None:
     body = (f"{len(train)} train / {len(test)} held-out MiniLM (384-d) movie embeddings; metrics on held-out "
             f"items; util_min = smallest per-position code utilization; R@k = recall of raw top-20 kNN "
             f"(1,000 queries); encode rate over the train set with {torch.get_num_threads()} threads.\n\n{table}")
-    if args.no_write:
-        print(body)
-    else:
-        append_section("Quantizers vs FAISS at 24 bits (issue 3)", body)
+    publish("Quantizers vs FAISS at 24 bits (issue 3)", body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -47,3 +47,11 @@ def append_section(title: str, body: str) -> None:
     with RESULTS.open("a") as fh:
         fh.write(text)
     print(text)
+
+
+def publish(title: str, body: str, write: bool = True) -> None:
+    """Append ``body`` as a section of RESULTS.md, or only print it (a trial run: ``write=False``)."""
+    if write:
+        append_section(title, body)
+    else:
+        print(body)
