@@ -30,14 +30,17 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def run_with_session(job: JobFn, cfg: SidlibConfig) -> dict[str, Any]:
-    """Open the configured engine, run ``job(cfg, tables)``, and add the table versions it read."""
+    """Open the configured engine, run ``job(cfg, tables)``, and add the table versions it read and
+    its timings: ``job_seconds`` (the job alone) and ``seconds`` (engine start and stop included)."""
     from sidlib.spark.session import open_session
     from sidlib.spark.tables import Tables
 
     start = time.perf_counter()
     with open_session(cfg.engine, cfg.tables) as spark:
         tables = Tables(spark, cfg.tables)
+        job_start = time.perf_counter()
         summary = job(cfg, tables)
+        summary["job_seconds"] = round(time.perf_counter() - job_start, 2)
         summary.setdefault("reads", [vars(r) for r in tables.reads])
     summary["seconds"] = round(time.perf_counter() - start, 2)
     return summary

@@ -23,7 +23,8 @@ def ddl(schema: dict[str, str]) -> str:
 
 
 #: One row per (item, signal, SID version). ``signal`` is the content signal the SID encodes (or
-#: ``fusion`` for one SID over several signals); partitioned by ``sid_version``.
+#: ``fusion`` for one SID over several signals); one SID version's rows are replaced together
+#: (partitioned by ``sid_version`` on Parquet only, see ``sidlib.jobs.encode.sid_partitioning``).
 ITEM_SIDS = {
     "item_id": "bigint",
     "signal": "string",

@@ -208,11 +208,13 @@ def test_refresh_failure_keeps_pointer_and_rerun_completes(pipeline, failing_enc
     refresh.run(cfg, tables)
     emb = tables.read_unpinned("content_embeddings").where("signal = 'text'").toPandas()
     emb = emb.assign(model_version="m2", logged_at=pd.Timestamp("2026-02-01"), embedding=[np.roll(e, 3) for e in emb["embedding"]])
-    tables.write(tables.spark.createDataFrame(emb, schema=schemas.ddl(schemas.CONTENT_EMBEDDINGS)),
-                 "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS, mode="append")
+    for chunk in np.array_split(emb, 4):  # several files, so the encode sees several batches
+        tables.write(tables.spark.createDataFrame(chunk, schema=schemas.ddl(schemas.CONTENT_EMBEDDINGS)),
+                     "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS, mode="append")
     failing_encoder.arm(fail_after=1)
     with pytest.raises(Exception, match="injected fault"):
         refresh.run(cfg, tables)
+    assert failing_encoder.batches > 1  # it really failed part-way, after encoding a batch
     assert pointer.current(tables, "text").sid_version == 1
     assert tables.read_unpinned("item_sids").where("sid_version = 1").count() == 120
     failing_encoder.arm(None)

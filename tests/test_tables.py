@@ -34,7 +34,9 @@ def test_write_read_versions_recorded(fresh_tables) -> None:  # type: ignore[no-
 def test_overwrite_partition_is_idempotent_and_leaves_other_partitions(fresh_tables) -> None:  # type: ignore[no-untyped-def]
     t = fresh_tables
     t.write(frame(t.spark, range(10), 1), "item_sids", expected=SCHEMA, partition_by=["part"])
-    t.overwrite_partition(frame(t.spark, range(4), 2), "item_sids", {"part": 2}, expected=SCHEMA, partition_by=["part"])
+    # a new partition is appended (no MERGE), still as exactly one commit
+    assert t.overwrite_partition(frame(t.spark, range(4), 2), "item_sids", {"part": 2}, expected=SCHEMA,
+                                 partition_by=["part"]) == 1
     first = rows(t)
     t.overwrite_partition(frame(t.spark, range(4), 2), "item_sids", {"part": 2}, expected=SCHEMA, partition_by=["part"])
     assert rows(t) == first

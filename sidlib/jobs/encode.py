@@ -39,6 +39,14 @@ def resolve_artifact(cfg: SidlibConfig, tables: Any, signal: str, version: int |
     return artifact
 
 
+def sid_partitioning(table_format: str) -> list[str]:
+    """Physical partition columns of ``item_sids``. Parquet needs ``sid_version`` directories to replace
+    one version. Delta replaces a version by predicate and skips other versions' files by their column
+    statistics (each encode writes files of one version), so it is not partitioned: Sail's partitioned
+    writer buffers every row it writes, which made the encode job's memory grow with the row count."""
+    return ["sid_version"] if table_format == "parquet" else []
+
+
 def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str, *,
                   source_version: int | None = None) -> dict[str, Any]:
     start = time.perf_counter()
@@ -59,14 +67,15 @@ def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
         existing = tables.read("item_sids").where(f"sid_version = {int(artifact.version)}").select("item_id")
         before = existing.count()
         frame = frame.join(existing, "item_id", "left_anti")
-    encoded = frame.mapInPandas(encode_batches(str(ArtifactStore(cfg.artifacts.root).root), artifact.version,
+    encoded = frame.mapInArrow(encode_batches(str(ArtifactStore(cfg.artifacts.root).root), artifact.version,
                                                artifact.signal), schemas.ddl(schemas.ITEM_SIDS))
+    layout = sid_partitioning(cfg.tables.format)
     if mode == "incremental":
         version = tables.upsert(encoded, "item_sids", ["item_id", "sid_version"], expected=schemas.ITEM_SIDS,
-                                partition_by=["sid_version"])
+                                partition_by=layout)
     else:
         version = tables.overwrite_partition(encoded, "item_sids", partition, expected=schemas.ITEM_SIDS,
-                                             partition_by=["sid_version"])
+                                             partition_by=layout)
     total = tables.read_unpinned("item_sids").where(f"sid_version = {int(artifact.version)}").count()
     summary = {"signal": artifact.signal, "sid_version": artifact.version, "mode": mode,
                "items_encoded": total - before, "items_in_version": total, "item_sids_version": version,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,35 +74,68 @@ def read_signal(
     tables.check_schema("content_embeddings", schemas.CONTENT_EMBEDDINGS)
     model_version = model_version or latest_model_version(df, signal)
     rows = df.where((F.col("signal") == signal) & (F.col("model_version") == model_version))
+    # No lambda (exists(...)): Sail loses a lambda's column binding when a filter on its result is
+    # pushed down. array_max is NaN when any element is NaN; array_compact drops null elements.
+    non_finite = ("isnan(array_max(embedding)) OR array_max(embedding) = double('inf') "
+                  "OR array_min(embedding) = double('-inf') OR size(array_compact(embedding)) != size(embedding)")
+    # One scan profiles every row (size, null, non-finite): it gives the dimension and, unless ids
+    # repeat, every count; the encode or fit pass is then the only other read of the embeddings.
+    profile = [(-1 if r["n"] is None else int(r["n"]), bool(r["is_null"]), bool(r["bad"]), int(r["count"])) for r in rows.groupBy(
+        F.size("embedding").alias("n"), F.col("embedding").isNull().alias("is_null"),
+        F.coalesce(F.expr(non_finite), F.lit(False)).alias("bad")).count().collect()]
     if dim is None:
-        sizes = rows.where(F.col("embedding").isNotNull()).groupBy(F.size("embedding").alias("n")).count()
-        top = sizes.orderBy(F.col("count").desc(), F.col("n")).limit(1).collect()
-        if not top:
+        sizes: Counter[int] = Counter()
+        for size, is_null, _, count in profile:
+            if not is_null:
+                sizes[size] += count
+        if not sizes:
             raise TableError(f"no usable rows for signal {signal!r} at model_version {model_version!r}")
-        dim = int(top[0]["n"])
-    finite = "exists(embedding, x -> x IS NULL OR isnan(x) OR x = double('inf') OR x = double('-inf'))"
+        dim = min(sizes, key=lambda size: (-sizes[size], size))
     row_problem = F.expr(
         f"CASE WHEN embedding IS NULL THEN 'null embedding' "
         f"WHEN size(embedding) != {int(dim)} THEN 'wrong dimension' "
-        f"WHEN {finite} THEN 'non-finite value' ELSE NULL END"
+        f"WHEN {non_finite} THEN 'non-finite value' ELSE NULL END"
     )
-    # Among an item's rows the usable, most recently logged one wins; the others are duplicates, so a
-    # broken newer row never evicts a good older one. Ties break on content, not on row order.
-    winner_first = Window.partitionBy("item_id").orderBy(
-        F.col(REASON).isNull().desc(), F.col("logged_at").desc(), F.col("embedding").cast("string"))
-    checked = (rows.withColumn(REASON, row_problem)
-               .withColumn(REASON, F.when(F.col(REASON).isNull() & (F.row_number().over(winner_first) > 1),
-                                          F.lit("duplicate")).otherwise(F.col(REASON))))
-    rejected = {r[REASON]: int(r["count"]) for r in checked.where(F.col(REASON).isNotNull()).groupBy(REASON).count().collect()}
+    checked = rows.withColumn(REASON, row_problem)
+    if has_duplicate_ids(rows):
+        # Among an item's rows the usable, most recently logged one wins; the others are duplicates, so a
+        # broken newer row never evicts a good older one. Ties break on a hash of the content, not on
+        # row order. Only tables with repeated ids pay for this window (a shuffle of whole rows).
+        winner_first = Window.partitionBy("item_id").orderBy(
+            F.col(REASON).isNull().desc(), F.col("logged_at").desc(), F.xxhash64("embedding"))
+        checked = checked.withColumn(REASON, F.when(F.col(REASON).isNull() & (F.row_number().over(winner_first) > 1),
+                                                    F.lit("duplicate")).otherwise(F.col(REASON)))
+        rejected: dict[str | None, int] = {r[REASON]: int(r["count"]) for r in checked.groupBy(REASON).count().collect()}
+    else:
+        rejected = Counter()
+        for size, is_null, bad, count in profile:
+            rejected[_reason(size, is_null, bad, int(dim))] += count
+    n = rejected.pop(None, 0)
+    rejected = {reason: count for reason, count in rejected.items() if count}
     if rejected:
         _handle_rejects(tables, checked.where(F.col(REASON).isNotNull()), rejected, quality, job, version, signal)
-    valid = checked.where(F.col(REASON).isNull()).select("item_id", "embedding")
-    n = valid.count()
+    # the read is pinned to one table version, so when the profile found nothing to reject the rows need
+    # no per-row check again in the encode or fit pass
+    valid = (checked.where(F.col(REASON).isNull()) if rejected else rows).select("item_id", "embedding")
     if n == 0:
         raise TableError(f"no valid rows for signal {signal!r} at model_version {model_version!r}")
     log.info("signal %s@%s: %d valid rows (dim %d) from content_embeddings v%s, rejected %s",
              signal, model_version, n, dim, version, rejected or "none")
     return SignalData(valid, signal, model_version, int(dim), version, n, rejected)
+
+
+def _reason(size: int, is_null: bool, non_finite: bool, dim: int) -> str | None:
+    """The reject reason of a profiled row (the SQL ``CASE`` of :func:`read_signal`, in the same order)."""
+    if is_null:
+        return "null embedding"
+    if size != dim:
+        return "wrong dimension"
+    return "non-finite value" if non_finite else None
+
+
+def has_duplicate_ids(rows: "DataFrame") -> bool:
+    """Whether any item id repeats (reads only the id column, so it is cheap next to the window)."""
+    return bool(rows.groupBy("item_id").count().where("count > 1").limit(1).collect())
 
 
 def _handle_rejects(tables: Tables, bad: "DataFrame", counts: dict[str, int], quality: DataQualityConfig,
@@ -131,6 +165,22 @@ def to_matrix(values: Any) -> np.ndarray:
     if len(values) == 0:
         return np.zeros((0, 0), dtype=np.float32)
     return np.stack(values.to_numpy() if hasattr(values, "to_numpy") else values).astype(np.float32, copy=False)
+
+
+def arrow_matrix(column: Any) -> np.ndarray:
+    """An Arrow ``list<float>`` column (array or chunked) of equal-length rows as one float32 ``[n, dim]``
+    matrix, straight from the values buffer: no Python object per row (what ``mapInArrow`` UDFs use)."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    lengths = np.diff(column.offsets.to_numpy())
+    if column.null_count or (lengths != lengths[0]).any():
+        raise InvalidInputError("embeddings must be non-null and all of one length within a batch")
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(len(column), int(lengths[0])).astype(np.float32, copy=False)
 
 
 FUSION_SIGNAL = "fusion"

@@ -1,20 +1,25 @@
 """The encode UDF: SIDs for Arrow batches of embeddings, the artifact loaded once per worker.
 
-Used with ``mapInPandas`` (an iterator of batches per task), so the quantizer is deserialised and its
-checksum verified once per worker process, not per batch or per row; all work per batch is
-vectorised (``encode`` in matmul form, mixed-radix packing in numpy)."""
+Used with ``mapInArrow`` (an iterator of Arrow record batches per task), so the quantizer is
+deserialised and its checksum verified once per worker process, not per batch or per row, and no
+Python object is made per row: embeddings are read straight from the Arrow values buffer, codes and
+n-grams are written back as list arrays over one flat buffer (``encode`` in matmul form, mixed-radix
+packing in numpy)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 
+from sidlib import schemas
 from sidlib.artifacts import ArtifactStore
 from sidlib.quantizers import Quantizer
 from sidlib.sid import pack, prefix_ngrams
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @lru_cache(maxsize=4)
@@ -26,23 +31,44 @@ def cached_quantizer(root: str, version: int) -> Quantizer:
     return ArtifactStore(root).get(version).load_quantizer().to_preferred_device()
 
 
-def sid_columns(quantizer: Quantizer, embeddings: np.ndarray) -> dict[str, list[np.ndarray] | np.ndarray]:
-    """``codes`` (int32 per row), packed ``sid`` and prefix ``ngrams`` of one batch."""
+def list_column(matrix: np.ndarray) -> "pa.ListArray":
+    """Rows of a 2-D array as an Arrow list column sharing one flat values buffer."""
+    import pyarrow as pa
+
+    n, width = matrix.shape
+    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).reshape(-1)))
+
+
+def sid_columns(quantizer: Quantizer, embeddings: np.ndarray) -> dict[str, "pa.Array"]:
+    """``codes`` (int32 per row), packed ``sid`` and prefix ``ngrams`` of one batch, as Arrow columns."""
+    import pyarrow as pa
+
     codes = quantizer.encode(embeddings)
     cards = quantizer.cardinalities
-    return {"codes": list(codes.astype(np.int32)), "sid": pack(codes, cards), "ngrams": list(prefix_ngrams(codes, cards))}
+    return {"codes": list_column(codes.astype(np.int32)), "sid": pa.array(pack(codes, cards)),
+            "ngrams": list_column(prefix_ngrams(codes, cards).astype(np.int64))}
 
 
-def encode_batches(root: str, version: int, signal: str) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from sidlib.spark.embeddings import to_matrix
+def encode_batches(root: str, version: int, signal: str) -> Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]:
+    """The ``mapInArrow`` function: (``item_id``, ``embedding``) batches in, ``item_sids`` rows out."""
+
+    def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        import pyarrow as pa
+
+        from sidlib.spark.embeddings import arrow_matrix
 
         quantizer = cached_quantizer(root, version)
         for batch in batches:
-            if not len(batch):
+            n = batch.num_rows
+            if not n:
                 continue
-            columns = sid_columns(quantizer, to_matrix(batch["embedding"]))
-            yield pd.DataFrame({"item_id": batch["item_id"].to_numpy(np.int64), "signal": signal,
-                                "sid_version": np.int64(version), **columns})
+            columns = sid_columns(quantizer, arrow_matrix(batch.column("embedding")))
+            # copy the ids: an output column that shares a buffer with the input batch keeps the whole
+            # imported batch (embeddings included) alive for as long as the engine holds the output
+            item_ids = pa.array(batch.column("item_id").to_numpy().astype(np.int64, copy=True))
+            yield pa.record_batch([item_ids, pa.array([signal] * n, pa.string()),
+                                   pa.array(np.full(n, version, dtype=np.int64)), columns["codes"], columns["sid"],
+                                   columns["ngrams"]], names=list(schemas.ITEM_SIDS))
 
     return run

@@ -1,7 +1,7 @@
 """Fitting quantizers on Spark.
 
 * EM quantizers: the E-step runs on the executors. Each partition folds its Arrow batches into one
-  set of sufficient statistics (``mapInPandas``); the driver sums them and runs the M-step, level by
+  set of sufficient statistics (``mapInArrow``); the driver sums them and runs the M-step, level by
   level, using exactly the :class:`~sidlib.quantizers.base.EMQuantizer` calls an in-process fit uses.
   The sum runs in a fixed order (partitions sorted by their smallest item id), so a refit of the same
   table version gives byte-identical codes.
@@ -25,6 +25,7 @@ from sidlib.errors import SidlibError
 from sidlib.quantizers import EMQuantizer, Quantizer, build, quantizer_class
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
@@ -45,25 +46,31 @@ def _bytes_array(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The ``mapInPandas`` function of one E-step: statistics of one partition, emitted once."""
+def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]:
+    """The ``mapInArrow`` function of one E-step: statistics of one partition, emitted once (embeddings
+    read straight from the Arrow buffers, no Python object per row)."""
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        import pyarrow as pa
+
         from sidlib.device import set_worker_threads
         from sidlib.quantizers.base import add_statistics
-        from sidlib.spark.embeddings import to_matrix
+        from sidlib.spark.embeddings import arrow_matrix
 
         set_worker_threads()
         quantizer = quantizer_from_bytes(payload).to_preferred_device()
         assert isinstance(quantizer, EMQuantizer)
         parts, first_id = [], None
         for batch in batches:
-            if len(batch):
-                first_id = int(batch["item_id"].min()) if first_id is None else min(first_id, int(batch["item_id"].min()))
-                parts.append(quantizer.level_statistics(level, to_matrix(batch["embedding"])))
+            if batch.num_rows:
+                batch_first = int(batch.column("item_id").to_numpy().min())
+                first_id = batch_first if first_id is None else min(first_id, batch_first)
+                parts.append(quantizer.level_statistics(level, arrow_matrix(batch.column("embedding"))))
         if parts:
             stats = add_statistics(parts)
-            yield pd.DataFrame({"part_key": first_id, "key": list(stats), "value": [_array_bytes(v) for v in stats.values()]})
+            yield pa.record_batch([pa.array([first_id] * len(stats), pa.int64()), pa.array(list(stats), pa.string()),
+                                   pa.array([_array_bytes(v) for v in stats.values()], pa.binary())],
+                                  names=["part_key", "key", "value"])
 
     return run
 
@@ -77,7 +84,7 @@ def fit_em_distributed(quantizer: EMQuantizer, frame: "DataFrame", sample: np.nd
         quantizer.init_level(level, sample)
         for iteration in range(quantizer.max_iter):
             start = time.perf_counter()
-            rows = data.mapInPandas(partition_statistics(quantizer_to_bytes(quantizer), level), STATS_SCHEMA).collect()
+            rows = data.mapInArrow(partition_statistics(quantizer_to_bytes(quantizer), level), STATS_SCHEMA).collect()
             by_part: dict[int, dict[str, np.ndarray]] = {}
             for row in rows:
                 by_part.setdefault(int(row["part_key"]), {})[row["key"]] = _bytes_array(row["value"])

@@ -181,10 +181,17 @@ class Tables:
         partition_by: Sequence[str],
     ) -> int | None:
         """Replace exactly the rows where ``partition`` holds (e.g. ``{"sid_version": 3}``) with ``df``,
-        atomically; rerunning with the same data leaves the table as it was."""
+        atomically; rerunning with the same data leaves the table as it was.
+
+        A partition that holds no rows yet (a new SID version: the usual case) is one append commit, a
+        streaming write. Replacing rows that exist is one ``MERGE``, whose join costs memory in
+        proportion to the partition. Two writers filling the same new partition at once would both
+        append: callers claim a partition first (refresh claims artifact versions)."""
         if not self.exists(table):
             return self.write(df, table, expected=expected, partition_by=partition_by)
         self._check_frame(df, table, expected)
+        if not self.read_unpinned(table).where(equality_predicate(partition)).limit(1).collect():
+            return self.write(df, table, expected=expected, mode="append", partition_by=partition_by)
         if self.cfg.format == "delta":
             view = self.temp_view(df)
             self.spark.sql(
