@@ -21,7 +21,7 @@ from sidlib.config import SidlibConfig, to_dict
 from sidlib.metrics import reconstruction_report
 from sidlib.quantizers import EMQuantizer, quantizer_class
 from sidlib.quantizers.fusion import signal_report
-from sidlib.spark.embeddings import FUSION_SIGNAL, SignalData, hash_fraction, read_fused, read_signal, to_matrix
+from sidlib.spark.embeddings import FUSION_SIGNAL, SignalData, arrow_matrix, hash_fraction, read_fused, read_signal
 from sidlib.spark.fit import build_quantizer, fit_em_distributed, train_neural_distributed, uses_vae
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _ordered_rows(frame: Any, limit: int, salt: str) -> np.ndarray:
     import pyspark.sql.functions as F
 
     ordered = frame.withColumn("_h", F.expr(hash_fraction("item_id", salt))).orderBy("_h", "item_id").limit(limit)
-    return to_matrix(ordered.select("embedding").toPandas()["embedding"])
+    return arrow_matrix(ordered.select("embedding").toArrow().column("embedding"))
 
 
 def is_fusion(cfg: SidlibConfig) -> bool:
