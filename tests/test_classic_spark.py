@@ -35,11 +35,11 @@ def test_delta_without_jars_is_a_clear_error(tmp_path: Path) -> None:
         run_with_session(inspect.run, cfg)
 
 
-def test_fit_and_encode_on_classic_spark_match_in_process(tmp_path: Path) -> None:
+def test_fit_encode_and_sequences_on_classic_spark_parquet(tmp_path: Path) -> None:
     import numpy as np
 
     from sidlib.artifacts import ArtifactStore
-    from sidlib.jobs import encode, fit
+    from sidlib.jobs import encode, fit, sequences
 
     cfg = demo_config(tmp_path / "tables", engine="spark", fmt="parquet", max_items=ITEMS)
     cfg.artifacts.root = str(tmp_path / "artifacts")
@@ -59,6 +59,16 @@ def test_fit_and_encode_on_classic_spark_match_in_process(tmp_path: Path) -> Non
     q = ArtifactStore(cfg.artifacts.root).get(artifact["version"]).load_quantizer()
     expected = q.encode(np.stack(got["emb"]["embedding"].to_numpy()))
     np.testing.assert_array_equal(np.stack(got["sids"]["codes"].to_numpy()), expected)
+
+    # build_sequences on the same engine: one row per event, histories strictly before the impression
+    built = run_with_session(sequences.run, cfg)
+    assert built["written"]["sequences"]["rows"] == built["read"]["events"]["rows"] > 0
+    seq = run_with_session(lambda c, tables: {"rows": tables.read("sequences").toPandas()}, cfg)["rows"]
+    for _, row in seq.head(200).iterrows():
+        mask = np.asarray(row["hist_mask"], dtype=bool)
+        assert (np.asarray(row["hist_ts"])[mask] < row["ts"]).all()
+    sid_of = dict(zip(got["sids"]["item_id"], got["sids"]["sid"]))
+    assert all(sid_of[i] == s for i, s in zip(seq["item_id"], seq["target_sid"]) if i in sid_of)
 
 
 def test_jobs_run_under_spark_submit_with_the_active_session(tmp_path: Path) -> None:

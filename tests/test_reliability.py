@@ -94,6 +94,18 @@ def test_bad_rows_are_quarantined_with_reasons(pipeline) -> None:  # type: ignor
     assert {1, 2} <= set(sids["item_id"]) and not ({9001, 9002, 9003, 9004} & set(sids["item_id"]))
 
 
+def test_bad_rows_without_duplicates_are_counted_from_one_profiling_scan(pipeline) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables = pipeline
+    bad = [row for row in _bad_rows(_first_text_embedding(tables)) if row["item_id"] > 9000]
+    _append_embeddings(tables, bad)
+    summary = fit.run(cfg, tables)
+    assert summary["rejected"]["text"] == {"non-finite value": 2, "wrong dimension": 1, "null embedding": 1}
+    assert ArtifactStore(cfg.artifacts.root).get(1).manifest["source"]["valid_rows"] == 120
+    rejected = tables.read_unpinned("rejected_rows").toPandas().sort_values("item_id")
+    assert list(zip(rejected["item_id"], rejected["reason"])) == [
+        (9001, "non-finite value"), (9002, "non-finite value"), (9003, "wrong dimension"), (9004, "null embedding")]
+
+
 def test_bad_rows_fail_fast_policy(pipeline) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
     _append_embeddings(tables, _bad_rows(_first_text_embedding(tables)))
