@@ -28,7 +28,7 @@ from sidlib.quantizers import build  # noqa: E402
 from sidlib.sid import centre_codes  # noqa: E402
 
 BITS = 24
-VAE = {"epochs": 60}
+VAE_EPOCHS = 60
 
 
 class FaissCodec:
@@ -59,7 +59,9 @@ def faiss_rq(beam: int) -> Callable[[int], Any]:
     return make
 
 
-def methods(dim: int) -> dict[str, Callable[[], Any]]:
+def methods(dim: int, vae_epochs: int = VAE_EPOCHS) -> dict[str, Callable[[], Any]]:
+    """Every compared method at ~24 bits, by name (``vae_epochs``: training length of the VQ-VAEs)."""
+    vae = {"epochs": vae_epochs}
     return {
         "faiss_rq_b1": lambda: FaissCodec(faiss_rq(1), dim),
         "faiss_rq_b5": lambda: FaissCodec(faiss_rq(5), dim),
@@ -71,10 +73,10 @@ def methods(dim: int) -> dict[str, Callable[[], Any]]:
         "dpca": lambda: build("dpca", dim, BITS),
         "structured": lambda: build("structured", dim, BITS),
         "fsq": lambda: build("fsq", dim, BITS),
-        "dpca_vae": lambda: build("dpca", dim, BITS, vae=VAE),
-        "fsq_vae": lambda: build("fsq", dim, BITS, vae=VAE),
-        "rq_vae": lambda: build("rq_vae", dim, BITS, vae=VAE),
-        "rq_kmeans_vae": lambda: build("rq_kmeans", dim, BITS, vae=VAE),
+        "dpca_vae": lambda: build("dpca", dim, BITS, vae=vae),
+        "fsq_vae": lambda: build("fsq", dim, BITS, vae=vae),
+        "rq_vae": lambda: build("rq_vae", dim, BITS, vae=vae),
+        "rq_kmeans_vae": lambda: build("rq_kmeans", dim, BITS, vae=vae),
         "kmeans_4096": lambda: build("kmeans", dim, k=4096),
     }
 
