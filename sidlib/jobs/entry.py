@@ -6,7 +6,8 @@ from sidlib.cli import main
 
 #: console-script name -> job module under ``sidlib.jobs``
 JOBS = {"ingest_demo_data": "ingest", "inspect_tables": "inspect", "run_pipeline": "pipeline",
-        "build_sequences": "sequences", "export_training_data": "export",
+        "fit_quantizer": "fit", "encode_items": "encode", "refresh": "refresh", "sweep": "sweep",
+        "rollback": "rollback", "build_sequences": "sequences", "export_training_data": "export",
         "evaluate_ranker": "evaluate"}
 
 
