@@ -16,6 +16,7 @@ their peak RSS is that of the whole process tree (engine and Python workers), sa
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import shutil
@@ -74,7 +75,7 @@ def ensure_embeddings(tables_root: Path, n: int, dim: int = 384) -> Path:
         start = time.perf_counter()
         batches = embedding_batches(n, dim)
         first = next(batches)
-        reader = pa.RecordBatchReader.from_batches(first.schema, (b for bs in ([first], batches) for b in bs))
+        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
         write_deltalake(str(path), reader, mode="error")
         print(f"wrote {n:,} x {dim} embeddings to {path} in {time.perf_counter() - start:.0f}s", flush=True)
     return path

@@ -189,9 +189,9 @@ class Tables:
         append: callers claim a partition first (refresh claims artifact versions)."""
         if not self.exists(table):
             return self.write(df, table, expected=expected, partition_by=partition_by)
-        self._check_frame(df, table, expected)
         if not self.read_unpinned(table).where(equality_predicate(partition)).limit(1).collect():
             return self.write(df, table, expected=expected, mode="append", partition_by=partition_by)
+        self._check_frame(df, table, expected)
         if self.cfg.format == "delta":
             view = self.temp_view(df)
             self.spark.sql(
