@@ -187,9 +187,8 @@ class Tables:
         streaming write. Replacing rows that exist is one ``MERGE``, whose join costs memory in
         proportion to the partition. Two writers filling the same new partition at once would both
         append: callers claim a partition first (refresh claims artifact versions)."""
-        if not self.exists(table):
-            return self.write(df, table, expected=expected, partition_by=partition_by)
-        if not self.read_unpinned(table).where(equality_predicate(partition)).limit(1).collect():
+        # append, even to create the table: two runs creating it at once must not overwrite each other
+        if not self.exists(table) or not self.read_unpinned(table).where(equality_predicate(partition)).limit(1).collect():
             return self.write(df, table, expected=expected, mode="append", partition_by=partition_by)
         self._check_frame(df, table, expected)
         if self.cfg.format == "delta":
