@@ -387,3 +387,15 @@ def test_bad_rq_gmm_config_and_prefix_raise(fitted, data):
         build("rq_gmm", dim=DIM, var_floor=0)
     with pytest.raises(InvalidInputError, match="prefix must keep 1..3 levels"):
         fitted["rq_gmm"].decode_prefix(fitted["rq_gmm"].encode(data[:5]), 4)
+
+
+def test_rq_kmeans_can_start_from_given_codebooks():
+    """``start_from`` replaces k-means++: EM started on converged codebooks stays there."""
+    x = clustered()
+    first = make("rq_kmeans", max_iter=50, tol=0.0).fit(x)
+    again = make("rq_kmeans", seed=1, max_iter=1)
+    again.start_from(first.codebooks).fit(x)
+    assert torch.allclose(again.codebooks, first.codebooks, atol=1e-4)
+    assert again._start is None  # training state dropped with the fit
+    with pytest.raises(InvalidInputError, match="shape"):
+        again.start_from(first.codebooks[:1])

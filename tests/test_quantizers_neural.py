@@ -213,3 +213,34 @@ def test_quantizer_dropout_truncates_some_rows_to_a_prefix():
     assert kept.shape == (1000, q.levels) and kept[:, 0].all()
     assert (kept.diff(dim=1) <= 0).all()  # a prefix of levels, never a gap
     assert 0.05 < (kept.sum(1) < q.levels).float().mean() < 0.3  # about quantizer_dropout * 2/3 of the rows
+
+
+def test_early_stop_waits_out_a_rising_loss_and_stops_on_a_plateau():
+    from sidlib.quantizers.training import plateaued
+
+    assert not plateaued([1.0], 1e-3)
+    assert not plateaued([1.0, 1.4], 1e-3)        # climbing: not converged
+    assert not plateaued([1.4, 1.2], 1e-3)        # falling fast
+    assert plateaued([1.2, 1.2001], 1e-3)         # flat, either way
+    assert plateaued([1.2, 1.1999], 1e-3)
+
+
+def test_rq_vae_refinement_leaves_no_tiny_clusters():
+    """The refinement after training splits clusters below ``min_cluster_share`` of the average, so
+    every code serves a real share of the rows (dead-code reset alone leaves codes on a few rows);
+    with ``refine_iterations=0`` the trained codebooks are kept as they are."""
+    counts = []
+    for iterations in (0, 10):
+        q = build("rq_vae", DIM, vae=False, codebook_size=32, levels=2, refine_iterations=iterations,
+                  **FAST).fit(TRAIN)
+        codes = q.encode(TRAIN)
+        counts.append(np.stack([np.bincount(codes[:, level], minlength=32) for level in range(2)]))
+    average = len(TRAIN) / 32
+    assert counts[0].min() < 0.1 * average <= counts[1].min()
+
+
+def test_vqvae_refits_its_decoder_after_rq_vae_refinement(caplog):
+    with caplog.at_level("INFO", logger="sidlib.quantizers.training"):
+        q = make("vqvae_rq_vae").fit(TRAIN)
+    assert "decoder fine-tune" in caplog.text
+    assert cosine_loss(TEST, q.decode(q.encode(TEST))) < 0.5 * MEAN_BASELINE

@@ -58,6 +58,7 @@ class ResidualEMQuantizer(EMQuantizer):
     _sample: torch.Tensor | None
     _sample_level: int
     _objective: float | None
+    _start: torch.Tensor | None
 
     def __init__(self, dim: int, *, bits: float, levels: int, codebook_size: int | None, max_iter: int, tol: float,
                  seed: int, device: str | None, encode_batch_size: int):
@@ -137,11 +138,21 @@ class ResidualEMQuantizer(EMQuantizer):
         if int(level) != level or not 0 <= level < self.levels:
             raise InvalidInputError(f"level must be an integer in [0, {self.levels}), got {level}")
 
+    def start_from(self, codebooks: torch.Tensor) -> "ResidualEMQuantizer":
+        """Start the next fit's levels from ``codebooks`` ``[levels, codebook_size, dim]`` instead of
+        k-means++: EM then refines codebooks learned another way (RQ-VAE's, by gradient) rather than
+        discarding them. Cleared when the fit finishes."""
+        expected = (self.levels, self.codebook_size, self.dim)
+        if tuple(codebooks.shape) != expected:
+            raise InvalidInputError(f"start codebooks must have shape {expected}, got {tuple(codebooks.shape)}")
+        self._start = codebooks.detach().to(self.codebooks).clone()
+        return self
+
     @torch.no_grad()
     def init_level(self, level: int, sample: np.ndarray) -> None:
         """Greedy k-means++ (``2 + ln k`` local trials, as scikit-learn) on the sample's residuals
-        (one per row, :meth:`_sample_residual`), seeded by ``(seed, level)``. Keeps those residuals
-        for the dead-cluster remedy of this level's M-steps."""
+        (one per row, :meth:`_sample_residual`), seeded by ``(seed, level)``, or the codebook given to
+        :meth:`start_from`. Keeps those residuals for the dead-cluster remedy of this level's M-steps."""
         self._check_level(level)
         sample = as_float_matrix(sample, self.dim, name="sample")
         if sample.shape[0] < self.codebook_size:
@@ -157,6 +168,9 @@ class ResidualEMQuantizer(EMQuantizer):
         ])
         self._sample_level = int(level)
         self._objective = None
+        if self._start is not None:
+            self.codebooks[level] = self._start[level]
+            return
         trials = 2 + int(math.log(self.codebook_size))
         self.codebooks[level] = kmeans_plus_plus(self._sample, self.codebook_size, rng, local_trials=trials)
 
@@ -200,7 +214,7 @@ class ResidualEMQuantizer(EMQuantizer):
 
     def _training_state(self) -> dict[str, Any]:
         """Fresh values of the training-only attributes (subclasses add theirs)."""
-        return {"_sample": None, "_sample_level": -1, "_objective": None}
+        return {"_sample": None, "_sample_level": -1, "_objective": None, "_start": None}
 
     def _drop_training_state(self) -> None:
         self.__dict__.update(self._training_state())

@@ -6,6 +6,13 @@ k-means initialisation of each level on the residuals of a sample, dead-code res
 unused for a window of steps moves onto a recent residual), and quantizer dropout (a random share of
 rows is reconstructed from only its first ``j`` levels, so every prefix stays a good code).
 By default it runs inside the VQ-VAE (``default_vae``).
+
+After training, a few residual k-means iterations over the whole training set refine the learned
+codebooks (:meth:`RQVAE.refine`). Dead-code reset puts a dead codeword on one residual, which in
+64 dimensions then serves a handful of training rows: training items use every code, unseen items
+did not (on the MiniLM benchmark 74% of a level's codes were used by held-out items against 92% by
+training items). The refinement re-seeds clusters below ``min_cluster_share`` of the average size
+by bisecting big ones, as :class:`~sidlib.quantizers.rq_kmeans.RQKMeans` does.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ import torch
 from torch import nn
 
 from sidlib.errors import InvalidInputError
-from sidlib.quantizers.base import QuantizeOutput
+from sidlib.quantizers.base import BatchStream, QuantizeOutput
 from sidlib.quantizers.kmeans_ops import nearest
 from sidlib.quantizers.residual import ResidualQuantizer, prefix_loss
+from sidlib.quantizers.rq_kmeans import RQKMeans
 from sidlib.quantizers.warm_start import lloyd
 
 
@@ -53,30 +61,37 @@ class RQVAE(ResidualQuantizer):
     """``levels`` x ``codebook_size`` codes; ``levels`` defaults to ``round(bits / log2(codebook_size))``
     (24 bits -> 3 x 256). ``beta`` weights the commitment term, ``quantizer_dropout`` is the share of
     training rows truncated to a random number of levels, ``dead_code_window`` the steps over which an
-    unused codeword counts as dead. ``kwargs``: ``seed``, ``device``, ``encode_batch_size`` and the
-    :class:`~sidlib.quantizers.training.TrainSettings` fields."""
+    unused codeword counts as dead. ``refine_iterations`` caps the Lloyd iterations per level of the
+    post-training refinement (0 skips it) and ``min_cluster_share`` is its dead-cluster threshold (see
+    :class:`~sidlib.quantizers.rq_kmeans.RQKMeans`). ``kwargs``: ``seed``, ``device``,
+    ``encode_batch_size`` and the :class:`~sidlib.quantizers.training.TrainSettings` fields."""
 
     name = "rq_vae"
     default_vae: ClassVar[bool] = True
 
     def __init__(
         self, dim: int, bits: float = 24, *, codebook_size: int = 256, levels: int | None = None, beta: float = 0.25,
-        quantizer_dropout: float = 0.2, dead_code_window: int = 50, **kwargs: Any,
+        quantizer_dropout: float = 0.2, dead_code_window: int = 50, refine_iterations: int = 10,
+        min_cluster_share: float = 0.25, **kwargs: Any,
     ):
         super().__init__(dim, **kwargs)
         if levels is None:
             levels = round(bits / math.log2(codebook_size)) if codebook_size > 1 else 0
-        if codebook_size < 2 or levels < 1 or not 0 <= quantizer_dropout <= 1 or dead_code_window < 1:
+        if (codebook_size < 2 or levels < 1 or not 0 <= quantizer_dropout <= 1 or dead_code_window < 1
+                or refine_iterations < 0 or not 0 <= min_cluster_share < 1):
             raise InvalidInputError(
-                f"need codebook_size >= 2, levels >= 1, 0 <= quantizer_dropout <= 1, dead_code_window >= 1; "
-                f"got {codebook_size}, {levels}, {quantizer_dropout}, {dead_code_window}"
+                f"need codebook_size >= 2, levels >= 1, 0 <= quantizer_dropout <= 1, dead_code_window >= 1, "
+                f"refine_iterations >= 0, 0 <= min_cluster_share < 1; got {codebook_size}, {levels}, "
+                f"{quantizer_dropout}, {dead_code_window}, {refine_iterations}, {min_cluster_share}"
             )
         self.codebook_size, self.levels, self.codes_per_level = int(codebook_size), int(levels), 1
         self.beta, self.quantizer_dropout, self.dead_code_window = float(beta), float(quantizer_dropout), int(dead_code_window)
+        self.refine_iterations, self.min_cluster_share = int(refine_iterations), float(min_cluster_share)
         self.codebooks = nn.Parameter(torch.zeros(self.levels, self.codebook_size, dim))
         self._dead_codes: DeadCodes | None = None
         self.config.update(bits=bits, codebook_size=self.codebook_size, levels=self.levels, beta=self.beta,
-                           quantizer_dropout=self.quantizer_dropout, dead_code_window=self.dead_code_window)
+                           quantizer_dropout=self.quantizer_dropout, dead_code_window=self.dead_code_window,
+                           refine_iterations=self.refine_iterations, min_cluster_share=self.min_cluster_share)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -128,3 +143,17 @@ class RQVAE(ResidualQuantizer):
     def after_train_step(self) -> None:
         if self._dead_codes is not None:
             self._dead_codes.step()
+
+    @torch.no_grad()
+    def refine(self, batches: BatchStream) -> bool:
+        """Greedy residual k-means over the whole stream, level by level, started from the trained
+        codebooks (up to ``refine_iterations`` Lloyd steps each, tiny clusters split); the codebooks
+        take the result. Greedy like :meth:`_encode`, so the refined levels serve what encoding sees."""
+        if not self.refine_iterations:
+            return False
+        kmeans = RQKMeans(self.dim, levels=self.levels, codebook_size=self.codebook_size, beam_size=1,
+                          min_cluster_share=self.min_cluster_share, max_iter=self.refine_iterations,
+                          seed=self.seed, device=str(self.torch_device), encode_batch_size=self.encode_batch_size)
+        kmeans.start_from(self.codebooks).fit_stream(batches)
+        self.codebooks.copy_(kmeans.codebooks)
+        return True

@@ -3,7 +3,8 @@ MLP decoder back to the embedding.
 
 A neural inner quantizer (dpca, structured, fsq, rq_vae) trains jointly with the networks through its
 straight-through :meth:`quantize`, after a short autoencoder warm-up and an initialisation of the
-quantizer on the warmed-up latents. An EM inner quantizer (kmeans, rq_kmeans, rq_gmm) cannot take
+quantizer on the warmed-up latents; if the inner quantizer then refines its codebooks on the final
+latents (rq_vae does), the decoder is fine-tuned on the new codewords with everything else frozen. An EM inner quantizer (kmeans, rq_kmeans, rq_gmm) cannot take
 gradients, so it trains in stages: autoencoder warm-up, EM on the encoder's latents, then the decoder
 fine-tuned on quantized latents with the encoder frozen.
 """
@@ -109,6 +110,8 @@ class VQVAE(NeuralQuantizer):
         else:
             self.prepare_training(sample)
             self.history = self._fit(self.training_forward, self.parameters(), batches, after_step=self.inner.after_train_step)
+            if self.inner.refine(self._latent_stream(batches)):
+                self._fit(self._decode_quantized, self.decoder.parameters(), batches, label="decoder fine-tune")
             self.inner._mark_fitted()
         self._mark_fitted()
         return self

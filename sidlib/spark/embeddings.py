@@ -169,7 +169,8 @@ def to_matrix(values: Any) -> np.ndarray:
 
 def arrow_matrix(column: Any) -> np.ndarray:
     """An Arrow ``list<float>`` column (array or chunked) of equal-length rows as one float32 ``[n, dim]``
-    matrix, straight from the values buffer: no Python object per row (what ``mapInArrow`` UDFs use)."""
+    matrix, straight from the values buffer: no Python object per row (what ``mapInArrow`` UDFs use).
+    When the values are already float32 the matrix is a read-only view of that buffer, not a copy."""
     import pyarrow as pa
 
     if isinstance(column, pa.ChunkedArray):
