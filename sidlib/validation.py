@@ -3,6 +3,7 @@ not deep inside torch with a shape error or silently as NaN codes."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,6 +37,16 @@ def as_float_matrix(X: Any, dim: int | None = None, *, name: str = "X") -> np.nd
             f"{name} has {bad.size} row(s) with NaN or inf values (first at row {int(bad[0])})"
         )
     return arr
+
+
+def as_tensor(arr: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy(arr)``, read-only arrays included, with no copy. Embeddings arrive as
+    read-only views of Arrow buffers (:func:`sidlib.spark.embeddings.arrow_matrix`); quantizers only
+    read their inputs, so torch's warning about writing to a non-writable array cannot apply and
+    copying every batch to silence it would cost the encode hot path a memcpy."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        return torch.from_numpy(arr)
 
 
 def as_code_matrix(codes: Any, cardinalities: Sequence[int], *, name: str = "codes") -> np.ndarray:

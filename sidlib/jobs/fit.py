@@ -47,12 +47,11 @@ def split_expr(cfg: SidlibConfig) -> str:
 
 
 def _ordered_rows(frame: Any, limit: int, salt: str) -> np.ndarray:
-    """Up to ``limit`` rows in a fixed pseudo-random order (hash of item_id), as a writable matrix
-    (:func:`arrow_matrix` gives a read-only view of Arrow's buffer, which torch warns about)."""
+    """Up to ``limit`` rows in a fixed pseudo-random order (hash of item_id), as a matrix."""
     import pyspark.sql.functions as F
 
     ordered = frame.withColumn("_h", F.expr(hash_fraction("item_id", salt))).orderBy("_h", "item_id").limit(limit)
-    return arrow_matrix(ordered.select("embedding").toArrow().column("embedding")).copy()
+    return arrow_matrix(ordered.select("embedding").toArrow().column("embedding"))
 
 
 def is_fusion(cfg: SidlibConfig) -> bool:

@@ -29,7 +29,7 @@ from torch import nn
 
 from sidlib.device import pick_device
 from sidlib.errors import InvalidInputError
-from sidlib.validation import as_code_matrix, as_float_matrix
+from sidlib.validation import as_code_matrix, as_float_matrix, as_tensor
 
 #: A factory of fresh passes over the training data: each call returns a new iterator of float
 #: ``[batch, dim]`` arrays. EM needs several passes, so a one-shot iterator is not enough.
@@ -146,7 +146,7 @@ class Quantizer(nn.Module, ABC):
         self.eval()
         with torch.no_grad():
             for start in range(0, arr.shape[0], self.encode_batch_size):
-                chunk = torch.from_numpy(arr[start:start + self.encode_batch_size]).to(self.torch_device)
+                chunk = as_tensor(arr[start:start + self.encode_batch_size]).to(self.torch_device)
                 out[start:start + chunk.shape[0]] = self._encode(chunk).cpu().numpy()
         self.train(was_training)
         return out
@@ -160,7 +160,7 @@ class Quantizer(nn.Module, ABC):
         self.eval()
         with torch.no_grad():
             for start in range(0, arr.shape[0], self.encode_batch_size):
-                chunk = torch.from_numpy(arr[start:start + self.encode_batch_size]).to(self.torch_device)
+                chunk = as_tensor(arr[start:start + self.encode_batch_size]).to(self.torch_device)
                 out[start:start + chunk.shape[0]] = self._decode(chunk).float().cpu().numpy()
         self.train(was_training)
         return out

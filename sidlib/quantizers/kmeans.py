@@ -15,7 +15,7 @@ import torch
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.kmeans_ops import nearest
 from sidlib.quantizers.rq_kmeans import RQKMeans
-from sidlib.validation import as_float_matrix
+from sidlib.validation import as_float_matrix, as_tensor
 
 #: Largest bit budget turned into ``k = 2 ** bits`` automatically; beyond it k-means++ and the
 #: ``[n, k]`` assignment get too expensive to be a sensible default, so ``k`` must be explicit.
@@ -64,6 +64,6 @@ class KMeans(RQKMeans):
         out = np.empty((arr.shape[0], int(k)), dtype=np.int64)
         with torch.no_grad():
             for start in range(0, arr.shape[0], self.encode_batch_size):
-                chunk = torch.from_numpy(arr[start:start + self.encode_batch_size]).to(self.torch_device)
+                chunk = as_tensor(arr[start:start + self.encode_batch_size]).to(self.torch_device)
                 out[start:start + chunk.shape[0]] = nearest(chunk, self.codebooks[0], int(k))[1].cpu().numpy()
         return out

@@ -23,7 +23,7 @@ from sidlib.quantizers.kmeans_ops import (
     reseed_empty, split_clusters,
 )
 from sidlib.quantizers.residual import PrefixView
-from sidlib.validation import as_float_matrix
+from sidlib.validation import as_float_matrix, as_tensor
 
 
 def residual_layout(bits: float, levels: int, codebook_size: int | None) -> tuple[int, int]:
@@ -162,7 +162,7 @@ class ResidualEMQuantizer(EMQuantizer):
             )
         rng = np.random.default_rng([self.seed, int(level)])
         self._sample = torch.cat([
-            self._sample_residual(torch.from_numpy(sample[start:start + self.encode_batch_size]).to(self.torch_device),
+            self._sample_residual(as_tensor(sample[start:start + self.encode_batch_size]).to(self.torch_device),
                                   level, rng)
             for start in range(0, sample.shape[0], self.encode_batch_size)
         ])
@@ -189,7 +189,7 @@ class ResidualEMQuantizer(EMQuantizer):
         self._check_level(level)
         X = as_float_matrix(X, self.dim)
         return add_statistics(
-            self._chunk_statistics(level, torch.from_numpy(X[start:start + self.encode_batch_size]).to(self.torch_device))
+            self._chunk_statistics(level, as_tensor(X[start:start + self.encode_batch_size]).to(self.torch_device))
             for start in range(0, X.shape[0], self.encode_batch_size)
         )
 

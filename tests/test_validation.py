@@ -1,0 +1,36 @@
+"""Library-boundary conversions: read-only input (Arrow buffers viewed in place) is used as is."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyarrow as pa
+
+from sidlib.quantizers import build
+from sidlib.spark.embeddings import arrow_matrix
+from sidlib.validation import as_tensor
+
+
+def read_only_embeddings(n: int = 600, dim: int = 8) -> np.ndarray:
+    rows = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(rows.ravel()), dim).cast(pa.list_(pa.float32()))
+    matrix = arrow_matrix(column)
+    assert not matrix.flags.writeable and np.array_equal(matrix, rows)
+    return matrix
+
+
+def test_read_only_arrays_are_wrapped_without_copy_or_warning():
+    matrix = read_only_embeddings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = as_tensor(matrix)
+    assert tensor.data_ptr() == matrix.ctypes.data
+
+
+def test_quantizers_fit_and_encode_read_only_input_silently():
+    matrix = read_only_embeddings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        q = build("rq_kmeans", 8, levels=2, codebook_size=4, device="cpu").fit(matrix)
+        assert q.encode(matrix).shape == (600, 2)
