@@ -76,6 +76,7 @@ def methods(dim: int, vae_epochs: int = VAE_EPOCHS) -> dict[str, Callable[[], An
         "dpca_vae": lambda: build("dpca", dim, BITS, vae=vae),
         "fsq_vae": lambda: build("fsq", dim, BITS, vae=vae),
         "rq_vae": lambda: build("rq_vae", dim, BITS, vae=vae),
+        "rq_vae_unrefined": lambda: build("rq_vae", dim, BITS, vae=vae, refine_iterations=0),
         "rq_kmeans_vae": lambda: build("rq_kmeans", dim, BITS, vae=vae),
         "kmeans_4096": lambda: build("kmeans", dim, k=4096),
     }
