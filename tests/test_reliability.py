@@ -106,6 +106,28 @@ def test_bad_rows_without_duplicates_are_counted_from_one_profiling_scan(pipelin
         (9001, "non-finite value"), (9002, "non-finite value"), (9003, "wrong dimension"), (9004, "null embedding")]
 
 
+def test_encode_checks_rows_in_its_udf_and_quarantines_what_it_dropped(pipeline, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A full encode skips the validation scan (the UDF drops bad rows as it encodes); the rows it
+    dropped are then classified and quarantined exactly as a checked read would have."""
+    cfg, tables = pipeline
+    fit.run(cfg, tables)
+    with caplog.at_level("INFO", logger="sidlib.spark.embeddings"):
+        clean = encode.run(cfg, tables)
+    assert "checked while encoding" in caplog.text and clean["rejected"] == {}
+    assert not tables.exists("rejected_rows")
+    bad = [row for row in _bad_rows(_first_text_embedding(tables)) if row["item_id"] > 9000]
+    _append_embeddings(tables, bad)
+    summary = encode.run(cfg, tables)
+    assert summary["rejected"] == {"non-finite value": 2, "wrong dimension": 1, "null embedding": 1}
+    assert summary["items_encoded"] == clean["items_encoded"]
+    rejected = tables.read_unpinned("rejected_rows").toPandas().sort_values("item_id")
+    assert list(zip(rejected["item_id"], rejected["reason"], rejected["job"])) == [
+        (9001, "non-finite value", "encode_items"), (9002, "non-finite value", "encode_items"),
+        (9003, "wrong dimension", "encode_items"), (9004, "null embedding", "encode_items")]
+    sids = set(tables.read_unpinned("item_sids").toPandas()["item_id"])
+    assert not {9001, 9002, 9003, 9004} & sids
+
+
 def test_bad_rows_fail_fast_policy(pipeline) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
     _append_embeddings(tables, _bad_rows(_first_text_embedding(tables)))

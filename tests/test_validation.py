@@ -34,3 +34,17 @@ def test_quantizers_fit_and_encode_read_only_input_silently():
         warnings.simplefilter("error")
         q = build("rq_kmeans", 8, levels=2, codebook_size=4, device="cpu").fit(matrix)
         assert q.encode(matrix).shape == (600, 2)
+
+
+def test_valid_embeddings_drops_what_the_sql_checks_reject():
+    from sidlib.spark.embeddings import valid_embeddings
+
+    good = [0.5, 1.0, 2.0]
+    column = pa.array([good, None, [1.0, 2.0], [float("nan"), 0.0, 0.0], [float("inf"), 0.0, 0.0],
+                       [1.0, None, 2.0], [3.0, 2.0, 1.0]], pa.list_(pa.float32()))
+    keep, matrix = valid_embeddings(column, 3)
+    assert keep.tolist() == [True, False, False, False, False, False, True]
+    assert matrix.tolist() == [good, [3.0, 2.0, 1.0]]
+    clean = pa.array([good, good], pa.list_(pa.float32()))
+    keep, matrix = valid_embeddings(clean, 3)
+    assert keep is None and matrix.shape == (2, 3) and not matrix.flags.writeable  # read in place

@@ -16,7 +16,7 @@ from sidlib.artifacts import Artifact, ArtifactError, ArtifactStore
 from sidlib.config import SidlibConfig
 from sidlib.sid import hash_size
 from sidlib.spark import pointer
-from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, read_signal
+from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, read_signal, settle_deferred
 from sidlib.spark.encode import encode_batches
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,9 @@ def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
         data, _ = read_fused(tables, artifact.manifest["fit"]["signals"], quality=cfg.data_quality, job="encode_items",
                              model_versions=json.loads(artifact.model_version), source_version=source_version)
     else:
+        # a full encode reads every row once anyway: the UDF checks the rows (see read_signal's defer_checks)
         data = read_signal(tables, artifact.signal, model_version=artifact.model_version, quality=cfg.data_quality,
-                           job="encode_items", source_version=source_version)
+                           job="encode_items", source_version=source_version, defer_checks=mode == "full")
     if data.dim != artifact.manifest["dim"]:
         raise ArtifactError(f"artifact v{artifact.version} expects dim {artifact.manifest['dim']} but "
                             f"{artifact.signal} embeddings have dim {data.dim}")
@@ -68,7 +69,7 @@ def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
         before = existing.count()
         frame = frame.join(existing, "item_id", "left_anti")
     encoded = frame.mapInArrow(encode_batches(str(ArtifactStore(cfg.artifacts.root).root), artifact.version,
-                                               artifact.signal), schemas.ddl(schemas.ITEM_SIDS))
+                                               artifact.signal, data.dim), schemas.ddl(schemas.ITEM_SIDS))
     layout = sid_partitioning(cfg.tables.format)
     if mode == "incremental":
         version = tables.upsert(encoded, "item_sids", ["item_id", "sid_version"], expected=schemas.ITEM_SIDS,
@@ -77,6 +78,7 @@ def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
         version = tables.overwrite_partition(encoded, "item_sids", partition, expected=schemas.ITEM_SIDS,
                                              partition_by=layout)
     total = tables.read_unpinned("item_sids").where(f"sid_version = {int(artifact.version)}").count()
+    data = settle_deferred(tables, data, total - before, quality=cfg.data_quality, job="encode_items")
     summary = {"signal": artifact.signal, "sid_version": artifact.version, "mode": mode,
                "items_encoded": total - before, "items_in_version": total, "item_sids_version": version,
                "rejected": data.rejected, "seconds": round(time.perf_counter() - start, 2)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +40,9 @@ class SignalData:
     source_version: int | None
     rows: int
     rejected: dict[str, int] = field(default_factory=dict)
+    #: ``False``: ``frame`` holds every row of the signal, unchecked, ``rows`` counts them all and the
+    #: consumer drops bad rows itself, then calls :func:`settle_deferred` (see ``defer_checks``).
+    checked: bool = True
 
 
 def latest_model_version(df: "DataFrame", signal: str) -> str:
@@ -63,9 +66,17 @@ def read_signal(
     quality: DataQualityConfig,
     job: str,
     source_version: int | None = None,
+    defer_checks: bool = False,
 ) -> SignalData:
     """Valid embeddings of ``signal`` at ``model_version`` (default: the newest one), with bad rows
-    handled by ``quality``. ``dim`` defaults to the most common embedding size of the signal."""
+    handled by ``quality``. ``dim`` defaults to the most common embedding size of the signal.
+
+    ``defer_checks`` is for a consumer that reads every row once anyway and can drop bad
+    rows itself (the encode UDF, :func:`valid_embeddings`): checking first costs a scan that decodes
+    every embedding, about a third of the encode job. When bad rows would be quarantined and no item id
+    repeats, the rows come back unchecked (``checked=False``) and :func:`settle_deferred`, given how
+    many rows the consumer kept, classifies and quarantines the bad ones only if there were any. With
+    ``on_bad_rows: fail`` the check still comes first, so nothing is written from bad data."""
     import pyspark.sql.functions as F
     from pyspark.sql import Window
 
@@ -74,6 +85,17 @@ def read_signal(
     tables.check_schema("content_embeddings", schemas.CONTENT_EMBEDDINGS)
     model_version = model_version or latest_model_version(df, signal)
     rows = df.where((F.col("signal") == signal) & (F.col("model_version") == model_version))
+    if defer_checks and quality.on_bad_rows == "quarantine" and not has_duplicate_ids(rows):
+        n = rows.count()
+        if dim is None:  # the most common size among a few rows stands in for the profile's
+            sizes = rows.where(F.col("embedding").isNotNull()).select(F.size("embedding").alias("n")).limit(1000)
+            common = sizes.groupBy("n").count().orderBy(F.col("count").desc(), "n").limit(1).collect()
+            dim = int(common[0]["n"]) if common else None
+        if n and dim is not None:
+            log.info("signal %s@%s: %d rows (dim %d) from content_embeddings v%s, checked while encoding",
+                     signal, model_version, n, dim, version)
+            return SignalData(rows.select("item_id", "embedding"), signal, model_version, int(dim), version, n,
+                              checked=False)
     # No lambda (exists(...)): Sail loses a lambda's column binding when a filter on its result is
     # pushed down. array_max is NaN when any element is NaN; array_compact drops null elements.
     non_finite = ("isnan(array_max(embedding)) OR array_max(embedding) = double('inf') "
@@ -122,6 +144,50 @@ def read_signal(
     log.info("signal %s@%s: %d valid rows (dim %d) from content_embeddings v%s, rejected %s",
              signal, model_version, n, dim, version, rejected or "none")
     return SignalData(valid, signal, model_version, int(dim), version, n, rejected)
+
+
+def settle_deferred(tables: Tables, data: SignalData, kept: int, *, quality: DataQualityConfig, job: str) -> SignalData:
+    """Account for the rows a consumer of unchecked ``data`` dropped: none (``kept == data.rows``)
+    costs nothing; otherwise the signal is read again at the same table version with the checks on,
+    which quarantines the bad rows and counts them by reason. The consumer's rule and the SQL checks
+    must agree on which rows are valid; if they do not, this raises rather than lose rows silently."""
+    if data.checked:
+        return data
+    if kept == data.rows:
+        return replace(data, checked=True)
+    checked = read_signal(tables, data.signal, model_version=data.model_version, dim=data.dim, quality=quality,
+                          job=job, source_version=data.source_version)
+    if checked.rows != kept:
+        raise TableError(f"{job} kept {kept} rows of signal {data.signal!r} but {checked.rows} are valid "
+                         f"(rejected: {checked.rejected})")
+    return checked
+
+
+def valid_embeddings(column: Any, dim: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """The usable rows of an Arrow ``list<float>`` column (non-null, ``dim`` long, every value finite
+    and non-null), the rule of :func:`read_signal`'s checks in numpy: a boolean row mask (``None`` when
+    every row is usable) and their float32 ``[kept, dim]`` matrix. A clean batch is checked for the cost
+    of one ``isfinite`` pass and read in place; only a batch with bad rows is copied."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    shaped = np.diff(column.offsets.to_numpy()) == dim
+    if column.null_count:
+        shaped &= column.is_valid().to_numpy(zero_copy_only=False)
+    if not shaped.all():
+        column = column.filter(pa.array(shaped))
+    values = column.flatten()
+    if values.null_count:
+        values = pc.fill_null(values, float("nan"))
+    matrix = values.to_numpy(zero_copy_only=False).reshape(len(column), dim).astype(np.float32, copy=False)
+    finite = np.isfinite(matrix).all(axis=1)
+    if finite.all():
+        return (None if shaped.all() else shaped), matrix
+    keep = shaped.copy()
+    keep[np.flatnonzero(shaped)[~finite]] = False
+    return keep, matrix[finite]
 
 
 def _reason(size: int, is_null: bool, non_finite: bool, dim: int) -> str | None:

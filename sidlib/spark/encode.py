@@ -50,23 +50,28 @@ def sid_columns(quantizer: Quantizer, embeddings: np.ndarray) -> dict[str, "pa.A
             "ngrams": list_column(prefix_ngrams(codes, cards).astype(np.int64))}
 
 
-def encode_batches(root: str, version: int, signal: str) -> Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]:
-    """The ``mapInArrow`` function: (``item_id``, ``embedding``) batches in, ``item_sids`` rows out."""
+def encode_batches(root: str, version: int, signal: str, dim: int
+                   ) -> Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]:
+    """The ``mapInArrow`` function: (``item_id``, ``embedding``) batches in, ``item_sids`` rows out.
+    Rows that are not usable ``dim``-long embeddings are dropped (:func:`valid_embeddings`), so the job
+    can hand it unchecked rows and account for the dropped ones afterwards."""
 
     def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         import pyarrow as pa
 
-        from sidlib.spark.embeddings import arrow_matrix
+        from sidlib.spark.embeddings import valid_embeddings
 
         quantizer = cached_quantizer(root, version)
         for batch in batches:
-            n = batch.num_rows
+            keep, embeddings = valid_embeddings(batch.column("embedding"), dim)
+            n = len(embeddings)
             if not n:
                 continue
-            columns = sid_columns(quantizer, arrow_matrix(batch.column("embedding")))
+            columns = sid_columns(quantizer, embeddings)
             # copy the ids: an output column that shares a buffer with the input batch keeps the whole
             # imported batch (embeddings included) alive for as long as the engine holds the output
-            item_ids = pa.array(batch.column("item_id").to_numpy().astype(np.int64, copy=True))
+            ids = batch.column("item_id").to_numpy(zero_copy_only=False)
+            item_ids = pa.array((ids if keep is None else ids[keep]).astype(np.int64, copy=True))
             yield pa.record_batch([item_ids, pa.array([signal] * n, pa.string()),
                                    pa.array(np.full(n, version, dtype=np.int64)), columns["codes"], columns["sid"],
                                    columns["ngrams"]], names=list(schemas.ITEM_SIDS))
