@@ -206,8 +206,8 @@ def encode_job(args: argparse.Namespace) -> None:
         row["rss_vs_smallest"] = row["peak_rss_mb"] / smallest["peak_rss_mb"]
     body = (f"`encode_items` (full mode) on the embedded engine (Sail), {args.quantizer} artifact v{version} "
             f"(24 bits), 384-d synthetic rows in 100 MB files (~67k rows; Sail hands a UDF one Arrow batch per file "
-            f"and ignores `engine.arrow_batch_rows`). job_s = the job alone (validation scan, read + encode in "
-            f"mapInArrow + write item_sids, count); wall_s adds interpreter and engine "
+            f"and ignores `engine.arrow_batch_rows`). job_s = the job alone (read + check + encode in "
+            f"mapInArrow + write item_sids, count; bad rows would add a scan to classify them); wall_s adds interpreter and engine "
             f"start. share_of_in_process = job items/s over in-process `encode` of the same artifact "
             f"({rate:,.0f} items/s, 64k-row batches, same cores). peak_rss_mb = whole process tree.\n\n"
             + markdown_table(rows, list(rows[0])))
