@@ -53,15 +53,6 @@ class TablesConfig:
     sequences: str = "sequences"
     ranker_training: str = "ranker_training"
     rejected_rows: str = "rejected_rows"
-    #: Target size of the Delta files the embedded engine writes (Sail's ``targetFileSize`` write option;
-    #: classic Spark and Databricks size files themselves). Sail keeps an open file's encoded rows in
-    #: memory until the file reaches this size, so it bounds write memory per task: at Sail's 100 MB
-    #: default the encode job's peak memory grew with rows until files of ~4M SIDs.
-    target_file_mb: int = 32
-
-    def __post_init__(self) -> None:
-        if self.target_file_mb < 1:
-            raise ConfigError(f"tables.target_file_mb must be at least 1, got {self.target_file_mb}")
 
 
 @dataclass
