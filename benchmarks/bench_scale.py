@@ -105,7 +105,8 @@ def run_job(job: str, overrides: Sequence[str]) -> dict[str, Any]:
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-4000:]}")
     summary = json.loads(out[out.index("{"):])
-    return {**summary, "wall_s": time.perf_counter() - start, "peak_rss_mb": mem.peak / MB, "log": err}
+    return {**summary, "wall_s": time.perf_counter() - start, "peak_rss_mb": mem.peak / MB,
+            "median_rss_mb": mem.median / MB, "log": err}
 
 
 def ensure_artifact(work: Path, quantizer: str) -> int:
@@ -183,7 +184,7 @@ def encode_job(args: argparse.Namespace) -> None:
     work = Path(args.work)
     version = ensure_artifact(work, args.quantizer)
     quantizer = ArtifactStore(str(work / "artifacts")).get(version).load_quantizer()
-    rate = encode_rate(quantizer, clustered_embeddings(65_536, 384, seed=1))
+    reference = clustered_embeddings(65_536, 384, seed=1)
     rows = []
     for n in csv_ints(args.rows):
         tables = work / f"n{n}" / "tables"
@@ -197,9 +198,12 @@ def encode_job(args: argparse.Namespace) -> None:
                                          "encode.signal=text", f"encode.sid_version={version}",
                                          f"engine.arrow_batch_rows={args.arrow_batch_rows}"])
             job_rate = s["items_encoded"] / s["job_seconds"]
+            # the host's speed drifts by tens of % over minutes: time the reference right after each job
+            rate = encode_rate(quantizer, reference, min_seconds=5.0)
             rows.append({"rows": n, "run": run, "items_encoded": s["items_encoded"], "job_s": s["job_seconds"],
                          "wall_s": s["wall_s"], "items/s": job_rate, "per_core": job_rate / args.cores,
-                         "share_of_in_process": job_rate / rate, "peak_rss_mb": s["peak_rss_mb"]})
+                         "in_process_items/s": rate, "share_of_in_process": job_rate / rate,
+                         "peak_rss_mb": s["peak_rss_mb"], "median_rss_mb": s["median_rss_mb"]})
             print(rows[-1], flush=True)
     for row in rows:
         smallest = next(r for r in rows if r["run"] == row["run"])
@@ -209,7 +213,7 @@ def encode_job(args: argparse.Namespace) -> None:
             f"and ignores `engine.arrow_batch_rows`). job_s = the job alone (read + check + encode in "
             f"mapInArrow + write item_sids, count; bad rows would add a scan to classify them); wall_s adds interpreter and engine "
             f"start. share_of_in_process = job items/s over in-process `encode` of the same artifact "
-            f"({rate:,.0f} items/s, 64k-row batches, same cores). peak_rss_mb = whole process tree.\n\n"
+            f"(in_process_items/s: 64k-row batches, same cores, timed for 5 s right after that job). peak_rss_mb / median_rss_mb = peak and median of the whole process tree's RSS, sampled every 0.25 s.\n\n"
             + markdown_table(rows, list(rows[0])))
     publish("Scale: encode_items job vs rows on the embedded engine (issue 7)", body, write=not args.no_write)
 
@@ -252,7 +256,7 @@ def em_fit(args: argparse.Namespace) -> None:
             rows.append({"quantizer": name, "rows": n, "iterations": len(its),
                          "s/iter level 1": float(np.mean(first)), "s/iter levels 2+": float(np.mean(later)),
                          "single-process s/iter level 1": single, "fit job s": s["job_seconds"],
-                         "peak_rss_mb": s["peak_rss_mb"]})
+                         "peak_rss_mb": s["peak_rss_mb"], "median_rss_mb": s["median_rss_mb"]})
             print(rows[-1], flush=True)
     body = (f"`fit_quantizer` on the embedded engine, 384-d synthetic rows, 24 bits, {args.max_iter} EM iterations per "
             f"level (tol 0), statistics over `fit.stat_partitions` = 8 partitions. s/iter = one distributed E-step "
@@ -282,7 +286,7 @@ def sequences(args: argparse.Namespace) -> None:
         print(rows[-1], flush=True)
     body = (f"`build_sequences` on the embedded engine: power-law events (Zipf users, alpha 1.0, over "
             f"{args.users:,} users; 10^5 items with SIDs), history {args.history_length}, default chunking of heavy "
-            f"users (`sequences.max_events_per_task`). peak_rss_mb = whole process tree.\n\n"
+            f"users (`sequences.max_events_per_task`). peak_rss_mb / median_rss_mb = peak and median of the whole process tree's RSS, sampled every 0.25 s.\n\n"
             + markdown_table(rows, list(rows[0])))
     publish("Scale: build_sequences vs events (issue 7)", body, write=not args.no_write)
 

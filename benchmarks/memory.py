@@ -7,6 +7,7 @@ Shared pages are counted once per process, so a tree's figure is an upper bound.
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -42,12 +43,13 @@ def descendants(pid: int) -> list[int]:
 
 
 class PeakRSS:
-    """``with PeakRSS(pid, tree=True) as m: ...`` then ``m.peak`` / ``m.start`` (bytes)."""
+    """``with PeakRSS(pid, tree=True) as m: ...`` then ``m.peak`` / ``m.median`` / ``m.start`` (bytes)."""
 
     def __init__(self, pid: int | None = None, *, tree: bool = False, interval: float = 0.02):
         self.pid = os.getpid() if pid is None else pid
         self.tree, self.interval = tree, interval
         self.start = self.peak = 0
+        self.samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -57,7 +59,14 @@ class PeakRSS:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.sample())
+            self.samples.append(self.sample())
+            self.peak = max(self.peak, self.samples[-1])
+
+    @property
+    def median(self) -> int:
+        """Median of the samples taken while running: the steady level, which a single spike (a few
+        large batches in flight at once) does not move the way it moves the peak."""
+        return int(statistics.median(self.samples)) if self.samples else self.peak
 
     def __enter__(self) -> "PeakRSS":
         self.start = self.peak = self.sample()
