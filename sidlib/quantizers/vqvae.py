@@ -4,9 +4,10 @@ MLP decoder back to the embedding.
 A neural inner quantizer (dpca, structured, fsq, rq_vae) trains jointly with the networks through its
 straight-through :meth:`quantize`, after a short autoencoder warm-up and an initialisation of the
 quantizer on the warmed-up latents; if the inner quantizer then refines its codebooks on the final
-latents (rq_vae does), the decoder is fine-tuned on the new codewords with everything else frozen. An EM inner quantizer (kmeans, rq_kmeans, rq_gmm) cannot take
-gradients, so it trains in stages: autoencoder warm-up, EM on the encoder's latents, then the decoder
-fine-tuned on quantized latents with the encoder frozen.
+latents (rq_vae does), the decoder is fine-tuned on the new codewords with everything else frozen.
+An EM inner quantizer (kmeans, rq_kmeans, rq_gmm) cannot take gradients, so it trains in stages:
+autoencoder warm-up, EM on the encoder's latents, then the decoder fine-tuned on quantized latents
+with the encoder frozen.
 """
 
 from __future__ import annotations

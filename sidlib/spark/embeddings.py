@@ -3,7 +3,9 @@
 Rows that cannot be used are never dropped silently: each gets a reason (``null embedding``,
 ``wrong dimension``, ``non-finite value``, ``duplicate``), is counted in the job summary and, by the
 ``data_quality.on_bad_rows`` policy, either quarantined to ``rejected_rows`` or fails the job.
-Validation is SQL expressions on the engine, so bad rows are found without collecting anything.
+Validation is SQL expressions on the engine, so bad rows are found without collecting anything; a
+consumer that reads every embedding anyway (the full encode) may instead check rows as it reads them
+(:func:`valid_embeddings`, the same rule in numpy) and have the dropped ones classified afterwards.
 """
 
 from __future__ import annotations
