@@ -87,7 +87,8 @@ def read_signal(
     tables.check_schema("content_embeddings", schemas.CONTENT_EMBEDDINGS)
     model_version = model_version or latest_model_version(df, signal)
     rows = df.where((F.col("signal") == signal) & (F.col("model_version") == model_version))
-    if defer_checks and quality.on_bad_rows == "quarantine" and not has_duplicate_ids(rows):
+    duplicated = has_duplicate_ids(rows)
+    if defer_checks and quality.on_bad_rows == "quarantine" and not duplicated:
         n = rows.count()
         if dim is None:  # the most common size among a few rows stands in for the profile's
             sizes = rows.where(F.col("embedding").isNotNull()).select(F.size("embedding").alias("n")).limit(1000)
@@ -121,7 +122,7 @@ def read_signal(
         f"WHEN {non_finite} THEN 'non-finite value' ELSE NULL END"
     )
     checked = rows.withColumn(REASON, row_problem)
-    if has_duplicate_ids(rows):
+    if duplicated:
         # Among an item's rows the usable, most recently logged one wins; the others are duplicates, so a
         # broken newer row never evicts a good older one. Ties break on a hash of the content, not on
         # row order. Only tables with repeated ids pay for this window (a shuffle of whole rows).
@@ -173,9 +174,8 @@ def valid_embeddings(column: Any, dim: int) -> tuple[np.ndarray | None, np.ndarr
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    shaped = np.diff(column.offsets.to_numpy()) == dim
+    column, lengths = _list_lengths(column)
+    shaped = lengths == dim
     if column.null_count:
         shaped &= column.is_valid().to_numpy(zero_copy_only=False)
     if not shaped.all():
@@ -183,7 +183,7 @@ def valid_embeddings(column: Any, dim: int) -> tuple[np.ndarray | None, np.ndarr
     values = column.flatten()
     if values.null_count:
         values = pc.fill_null(values, float("nan"))
-    matrix = values.to_numpy(zero_copy_only=False).reshape(len(column), dim).astype(np.float32, copy=False)
+    matrix = _values_matrix(values, len(column), dim)
     finite = np.isfinite(matrix).all(axis=1)
     if finite.all():
         return (None if shaped.all() else shaped), matrix
@@ -239,17 +239,27 @@ def arrow_matrix(column: Any) -> np.ndarray:
     """An Arrow ``list<float>`` column (array or chunked) of equal-length rows as one float32 ``[n, dim]``
     matrix, straight from the values buffer: no Python object per row (what ``mapInArrow`` UDFs use).
     When the values are already float32 the matrix is a read-only view of that buffer, not a copy."""
+    column, lengths = _list_lengths(column)
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    if column.null_count or (lengths != lengths[0]).any():
+        raise InvalidInputError("embeddings must be non-null and all of one length within a batch")
+    return _values_matrix(column.flatten(), len(column), int(lengths[0]))
+
+
+def _list_lengths(column: Any) -> tuple[Any, np.ndarray]:
+    """An Arrow list column (array or chunked) as one array, and each row's length from its offsets."""
     import pyarrow as pa
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if len(column) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    lengths = np.diff(column.offsets.to_numpy())
-    if column.null_count or (lengths != lengths[0]).any():
-        raise InvalidInputError("embeddings must be non-null and all of one length within a batch")
-    values = column.flatten().to_numpy(zero_copy_only=False)
-    return values.reshape(len(column), int(lengths[0])).astype(np.float32, copy=False)
+    return column, np.diff(column.offsets.to_numpy())
+
+
+def _values_matrix(values: Any, rows: int, dim: int) -> np.ndarray:
+    """Flat Arrow values as a float32 ``[rows, dim]`` matrix: a read-only view of their buffer when they
+    are float32 already, a converted copy otherwise."""
+    return values.to_numpy(zero_copy_only=False).reshape(rows, dim).astype(np.float32, copy=False)
 
 
 FUSION_SIGNAL = "fusion"
