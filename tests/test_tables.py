@@ -31,6 +31,23 @@ def test_write_read_versions_recorded(fresh_tables) -> None:  # type: ignore[no-
     assert t.read("item_sids", version=0).count() == 5
 
 
+def test_delta_files_roll_at_the_target_size(fresh_tables) -> None:  # type: ignore[no-untyped-def]
+    """``tables.target_file_mb`` caps the files Sail writes (and so the rows it buffers per open file)."""
+    import dataclasses
+
+    from sidlib.spark.tables import Tables
+
+    big = fresh_tables.spark.range(400_000).selectExpr("id AS item_id", "CAST(id % 3 AS INT) AS part",
+                                                       "array(CAST(rand(1) * 1e9 AS INT), 1, 2) AS codes")
+    files = {}
+    for target in (1, 64):
+        cfg = dataclasses.replace(fresh_tables.cfg, root=f"{fresh_tables.cfg.root}/mb{target}", target_file_mb=target)
+        t = Tables(fresh_tables.spark, cfg)
+        t.write(big, "item_sids", expected=SCHEMA)
+        files[target] = DeltaTable(t.location("item_sids")).file_uris()
+    assert len(files[1]) > len(files[64])
+
+
 def test_overwrite_partition_is_idempotent_and_leaves_other_partitions(fresh_tables) -> None:  # type: ignore[no-untyped-def]
     t = fresh_tables
     t.write(frame(t.spark, range(10), 1), "item_sids", expected=SCHEMA, partition_by=["part"])

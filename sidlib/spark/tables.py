@@ -165,8 +165,10 @@ class Tables:
         writer = df.write.format(self.cfg.format).mode(mode)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        if mode == "overwrite" and self.cfg.format == "delta":
-            writer = writer.option("overwriteSchema", "true")
+        if self.cfg.format == "delta":
+            writer = writer.option("targetFileSize", str(self.cfg.target_file_mb << 20))
+            if mode == "overwrite":
+                writer = writer.option("overwriteSchema", "true")
         loc = self.location(table)
         writer.save(loc) if self.by_path else writer.saveAsTable(loc.replace("`", ""))
         return self._after_write(table, expected)
