@@ -35,6 +35,15 @@ class EngineConfig:
     delta_jars_from_maven: bool = False
     #: Rows per Arrow batch handed to pandas UDFs (``spark.sql.execution.arrow.maxRecordsPerBatch``).
     arrow_batch_rows: int = 8192
+    #: Memory budget of the embedded engine's operators (engine ``local`` only; Sail's fair memory pool).
+    #: Aggregations and sorts spill to disk beyond it, so a job's memory stops growing with its rows:
+    #: encode's duplicate-id check holds ~65 bytes per item id in memory without one. Operators that
+    #: cannot spill (a hash join's build side) fail beyond it. ``None``: Sail's default, unbounded.
+    memory_pool_mb: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_pool_mb is not None and self.memory_pool_mb < 1:
+            raise ConfigError(f"engine.memory_pool_mb must be at least 1, got {self.memory_pool_mb}")
 
 
 @dataclass

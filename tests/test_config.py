@@ -34,6 +34,7 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
         (["engine.delta_jars_from_maven=3"], "engine.delta_jars_from_maven must be true or false"),
         (["nonsense"], "must look like section.key=value"),
         (["tables.target_file_mb=0"], "tables.target_file_mb must be at least 1, got 0"),
+        (["engine.memory_pool_mb=0"], "engine.memory_pool_mb must be at least 1, got 0"),
     ],
 )
 def test_bad_config_is_a_clear_error(overrides: list[str], message: str) -> None:

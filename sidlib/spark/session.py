@@ -51,20 +51,40 @@ def _sail_session(engine: EngineConfig) -> Iterator["SparkSession"]:
     from pysail.spark import SparkConnectServer
     from pyspark.sql import SparkSession
 
-    server = SparkConnectServer(ip="127.0.0.1", port=0)
-    server.start(background=True)
-    _, port = server.listening_address
-    log.info("started embedded Sail Spark Connect server on 127.0.0.1:%d", port)
-    spark = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
-    try:
-        _apply_runtime_conf(spark, engine)
-        yield spark
-    finally:
+    with _sail_environment(engine):  # Sail reads some settings only when a session first needs them
+        server = SparkConnectServer(ip="127.0.0.1", port=0)
+        server.start(background=True)
+        _, port = server.listening_address
+        log.info("started embedded Sail Spark Connect server on 127.0.0.1:%d", port)
+        spark = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
         try:
-            spark.stop()
+            _apply_runtime_conf(spark, engine)
+            yield spark
         finally:
-            server.stop()
-            log.info("stopped embedded Sail server")
+            try:
+                spark.stop()
+            finally:
+                server.stop()
+                log.info("stopped embedded Sail server")
+
+
+@contextmanager
+def _sail_environment(engine: EngineConfig) -> Iterator[None]:
+    """Sail reads its own settings from ``SAIL_*`` environment variables: set them while this server
+    runs (the memory pool of ``engine.memory_pool_mb``) and put back what was there."""
+    settings = {} if engine.memory_pool_mb is None else {
+        "SAIL_RUNTIME__MEMORY_POOL__TYPE": "fair",
+        "SAIL_RUNTIME__MEMORY_POOL__FAIR__MAX_SIZE": str(engine.memory_pool_mb << 20)}
+    before = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _classic_session(engine: EngineConfig, tables: TablesConfig | None) -> "SparkSession":
