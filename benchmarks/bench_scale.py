@@ -186,31 +186,35 @@ def encode_job(args: argparse.Namespace) -> None:
     quantizer = ArtifactStore(str(work / "artifacts")).get(version).load_quantizer()
     reference = clustered_embeddings(65_536, 384, seed=1)
     rows = []
-    for n in csv_ints(args.rows):
-        tables = work / f"n{n}" / "tables"
-        ensure_embeddings(tables, n)
-        shutil.rmtree(tables / "item_sids", ignore_errors=True)
-        # first run: item_sids does not exist yet (plain write); rerun: the version's partition is
-        # replaced in place (MERGE ... ON FALSE, which also reads the rows it replaces)
-        # MERGE holds the replaced rows in memory: rerun it only up to --replace-max-rows
-        for run in ("new table", "replace version")[:1 if n > args.replace_max_rows else 2]:
-            s = run_job("encode_items", [f"tables.root={tables}", f"artifacts.root={work / 'artifacts'}",
-                                         "encode.signal=text", f"encode.sid_version={version}",
-                                         f"engine.arrow_batch_rows={args.arrow_batch_rows}"])
-            job_rate = s["items_encoded"] / s["job_seconds"]
-            # the host's speed drifts by tens of % over minutes: time the reference right after each job
-            rate = encode_rate(quantizer, reference, min_seconds=5.0)
-            rows.append({"rows": n, "run": run, "items_encoded": s["items_encoded"], "job_s": s["job_seconds"],
-                         "wall_s": s["wall_s"], "items/s": job_rate, "per_core": job_rate / args.cores,
-                         "in_process_items/s": rate, "share_of_in_process": job_rate / rate,
-                         "peak_rss_mb": s["peak_rss_mb"], "median_rss_mb": s["median_rss_mb"]})
-            print(rows[-1], flush=True)
+    for pool in args.memory_pool_mb.split(","):
+        for n in csv_ints(args.rows):
+            tables = work / f"n{n}" / "tables"
+            ensure_embeddings(tables, n)
+            shutil.rmtree(tables / "item_sids", ignore_errors=True)
+            # first run: item_sids does not exist yet (plain write); rerun: the version's partition is
+            # replaced in place (MERGE ... ON FALSE, which also reads the rows it replaces)
+            # MERGE holds the replaced rows in memory: rerun it only up to --replace-max-rows
+            for run in ("new table", "replace version")[:1 if n > args.replace_max_rows else 2]:
+                s = run_job("encode_items", [f"tables.root={tables}", f"artifacts.root={work / 'artifacts'}",
+                                             "encode.signal=text", f"encode.sid_version={version}",
+                                             f"engine.arrow_batch_rows={args.arrow_batch_rows}",
+                                             f"engine.memory_pool_mb={'null' if pool == 'none' else pool}"])
+                job_rate = s["items_encoded"] / s["job_seconds"]
+                # the host's speed drifts by tens of % over minutes: time the reference right after each job
+                rate = encode_rate(quantizer, reference, min_seconds=5.0)
+                rows.append({"memory_pool_mb": pool, "rows": n, "run": run, "items_encoded": s["items_encoded"],
+                             "job_s": s["job_seconds"], "wall_s": s["wall_s"], "items/s": job_rate,
+                             "per_core": job_rate / args.cores, "in_process_items/s": rate,
+                             "share_of_in_process": job_rate / rate, "peak_rss_mb": s["peak_rss_mb"],
+                             "median_rss_mb": s["median_rss_mb"]})
+                print(rows[-1], flush=True)
     for row in rows:
-        smallest = next(r for r in rows if r["run"] == row["run"])
+        smallest = next(r for r in rows if (r["run"], r["memory_pool_mb"]) == (row["run"], row["memory_pool_mb"]))
         row["rss_vs_smallest"] = row["peak_rss_mb"] / smallest["peak_rss_mb"]
     body = (f"`encode_items` (full mode) on the embedded engine (Sail), {args.quantizer} artifact v{version} "
-            f"(24 bits), 384-d synthetic rows in 100 MB files (~67k rows; Sail hands a UDF one Arrow batch per file "
-            f"and ignores `engine.arrow_batch_rows`). job_s = the job alone (read + check + encode in "
+            f"(24 bits), 384-d synthetic rows in 100 MB files (~67k rows; Sail hands a UDF 8,192-row batches and "
+            f"ignores `engine.arrow_batch_rows`), `item_sids` written in 16 MB files (`tables.target_file_mb`). "
+            f"memory_pool_mb = `engine.memory_pool_mb` (none: Sail's unbounded default). job_s = the job alone (read + check + encode in "
             f"mapInArrow + write item_sids, count; bad rows would add a scan to classify them); wall_s adds interpreter and engine "
             f"start. share_of_in_process = job items/s over in-process `encode` of the same artifact "
             f"(in_process_items/s: 64k-row batches, same cores, timed for 5 s right after that job). peak_rss_mb / median_rss_mb = peak and median of the whole process tree's RSS, sampled every 0.25 s.\n\n"
@@ -308,6 +312,8 @@ def main() -> None:
     p.add_argument("--quantizer", default="rq_kmeans")
     p.add_argument("--arrow-batch-rows", type=int, default=8192)
     p.add_argument("--cores", type=int, default=2, help="cores the engine may use (for items/s per core)")
+    p.add_argument("--memory-pool-mb", default="none,256",
+                   help="comma-separated engine.memory_pool_mb settings to run (none: unbounded)")
     p.add_argument("--replace-max-rows", type=int, default=1_000_000, help="largest table also re-encoded in place")
     p.set_defaults(run=encode_job)
     p = parts.add_parser("em")
