@@ -3,6 +3,7 @@ on the embedded engine (issue 7). Each part appends its own section to RESULTS.m
 
     python benchmarks/bench_scale.py inprocess [--dims 384,1024] [--batches 1024,8192,65536]
     python benchmarks/bench_scale.py encode-job [--rows 100000,1000000,10000000]
+    python benchmarks/bench_scale.py decode [--rows 1000000]
     python benchmarks/bench_scale.py em [--rows 100000,1000000] [--quantizers rq_kmeans,rq_gmm]
     python benchmarks/bench_scale.py sequences [--events 1000000]
 
@@ -47,33 +48,39 @@ def csv_ints(text: str) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------- inputs
-def embedding_batches(n: int, dim: int) -> Iterator[Any]:
-    """``content_embeddings`` rows 1..n of signal ``text`` as Arrow batches (never all in memory)."""
+def embedding_batches(n: int, dim: int, *, as_bytes: bool = False) -> Iterator[Any]:
+    """``content_embeddings`` rows 1..n of signal ``text`` as Arrow batches (never all in memory).
+    ``as_bytes``: each embedding as one ``4 * dim``-byte binary value (float32) instead of a list."""
     import pyarrow as pa
 
     logged_at = pa.scalar(1_700_000_000_000_000, pa.timestamp("us", tz="UTC"))
     start = 0
     for chunk in iter_clustered_embeddings(n, dim, seed=0):
         size = len(chunk)
-        offsets = pa.array(np.arange(0, (size + 1) * dim, dim, dtype=np.int32))
+        if as_bytes:
+            values = pa.py_buffer(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
+            embedding = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), size, [None, values])
+        else:
+            offsets = pa.array(np.arange(0, (size + 1) * dim, dim, dtype=np.int32))
+            embedding = pa.ListArray.from_arrays(offsets, pa.array(chunk.reshape(-1)))
         yield pa.record_batch([
             pa.array(np.arange(start + 1, start + size + 1, dtype=np.int64)),
-            pa.array(["text"] * size), pa.array([MODEL_VERSION] * size),
-            pa.ListArray.from_arrays(offsets, pa.array(chunk.reshape(-1))),
+            pa.array(["text"] * size), pa.array([MODEL_VERSION] * size), embedding,
             pa.array([logged_at.value] * size, pa.timestamp("us", tz="UTC")),
         ], names=["item_id", "signal", "model_version", "embedding", "logged_at"])
         start += size
 
 
-def ensure_embeddings(tables_root: Path, n: int, dim: int = 384) -> Path:
-    """Write the synthetic ``content_embeddings`` table once (delta-rs, streamed)."""
+def ensure_embeddings(tables_root: Path, n: int, dim: int = 384, *, as_bytes: bool = False) -> Path:
+    """Write the synthetic ``content_embeddings`` table once (delta-rs, streamed); ``as_bytes`` writes
+    the binary layout to ``content_embeddings_bytes`` instead."""
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    path = tables_root / "content_embeddings"
+    path = tables_root / ("content_embeddings_bytes" if as_bytes else "content_embeddings")
     if not (path / "_delta_log").is_dir():
         start = time.perf_counter()
-        batches = embedding_batches(n, dim)
+        batches = embedding_batches(n, dim, as_bytes=as_bytes)
         first = next(batches)
         reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
         write_deltalake(str(path), reader, mode="error")
@@ -222,6 +229,48 @@ def encode_job(args: argparse.Namespace) -> None:
     publish("Scale: encode_items job vs rows on the embedded engine (issue 7)", body, write=not args.no_write)
 
 
+def count_batch_rows(batches: Iterator[Any]) -> Iterator[Any]:
+    """``mapInArrow`` function that returns each batch's row count: what it costs the engine to hand
+    the embeddings to Python (Arrow imports them without a copy), with no work on them after."""
+    import pyarrow as pa
+
+    for batch in batches:
+        yield pa.record_batch([pa.array([batch.num_rows], pa.int64())], names=["rows"])
+
+
+def decode(args: argparse.Namespace) -> None:
+    """Seconds to read the embedding column into a UDF as ``array<float>`` and as binary."""
+    import pyspark.sql.functions as F
+
+    from sidlib.config import EngineConfig
+    from sidlib.spark.session import open_session
+
+    tables = Path(args.work) / f"n{args.rows}" / "tables"
+    paths = {"array<float>": ensure_embeddings(tables, args.rows),
+             f"binary({4 * 384})": ensure_embeddings(tables, args.rows, as_bytes=True)}
+    rows = []
+    with open_session(EngineConfig()) as spark:
+        for layout, path in paths.items():
+            frame = spark.read.format("delta").load(str(path)).select("item_id", "embedding")
+            seconds = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                read = frame.mapInArrow(count_batch_rows, "rows long").agg(F.sum("rows")).collect()[0][0]
+                seconds.append(time.perf_counter() - start)
+            assert read == args.rows, (layout, read)
+            best = float(np.median(seconds))
+            rows.append({"layout": layout, "rows": args.rows, "median_s": best, "min_s": min(seconds),
+                         "us_per_row_per_core": best * args.cores / args.rows * 1e6})
+            print(rows[-1], flush=True)
+    body = (f"The same {args.rows:,} synthetic 384-d embeddings stored two ways, read through Sail into a "
+            f"`mapInArrow` UDF that only counts rows ({args.repeats} runs, median; {args.cores} "
+            f"cores). `array<float>` is `content_embeddings`' layout; `binary` is one 1,536-byte float32 value "
+            f"per row. The difference is what decoding Parquet's repeated values costs the encode job.\n\n"
+            + markdown_table(rows, list(rows[0])))
+    publish("Scale: reading embeddings through the engine, array<float> vs binary (issue 7)", body,
+            write=not args.no_write)
+
+
 EM_LINE = re.compile(r"EM level (\d+)/\d+ iteration (\d+): .*\((\d+\.\d+)s\)")
 
 
@@ -316,6 +365,11 @@ def main() -> None:
                    help="comma-separated engine.memory_pool_mb settings to run (none: unbounded)")
     p.add_argument("--replace-max-rows", type=int, default=1_000_000, help="largest table also re-encoded in place")
     p.set_defaults(run=encode_job)
+    p = parts.add_parser("decode")
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cores", type=int, default=2, help="cores the engine may use (for us per row per core)")
+    p.set_defaults(run=decode)
     p = parts.add_parser("em")
     p.add_argument("--rows", default="100000,1000000")
     p.add_argument("--quantizers", default="rq_kmeans,rq_gmm")
