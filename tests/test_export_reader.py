@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 from sidlib import schemas
 from sidlib.config import EngineConfig, SidlibConfig, TablesConfig
 from sidlib.errors import ConfigError
-from sidlib.jobs import export, sequences as sequences_job
+from sidlib.jobs import export, sequences as sequences_job, train_preview
 from sidlib.reader import dataloader_from_config, make_dataloader, snapshot_files
 from sidlib.spark.tables import Tables
 
@@ -68,6 +68,21 @@ def test_split_is_time_ordered_and_complete(exported) -> None:  # type: ignore[n
         assert (seq[col].to_numpy() == out[col].to_numpy()).all(), col
     for col in ("hist_item_ids", "hist_codes", "hist_mask", "target_ngrams"):
         np.testing.assert_array_equal(np.stack(seq[col].to_numpy()), np.stack(out[col].to_numpy()))
+
+
+def test_train_preview_fits_a_few_batches_from_the_export(exported) -> None:  # type: ignore[no-untyped-def]
+    """The demo's last step: Petastorm batches of the train split through a small torch model. Its
+    loss falls, and it raises no UserWarning (they are errors here)."""
+    import warnings
+
+    cfg, tables, summary, _ = exported
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        report = train_preview.run(cfg, tables)
+    assert report["ranker_training_version"] == tables.version("ranker_training")
+    assert 0 < report["rows"] <= summary["splits"]["train"]["rows"]
+    assert np.isfinite([report["first_loss"], report["last_loss"]]).all()
+    assert report["last_loss"] < report["first_loss"]
 
 
 def test_reader_yields_typed_batches_and_every_row_once(exported) -> None:  # type: ignore[no-untyped-def]

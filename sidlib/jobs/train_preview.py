@@ -38,7 +38,7 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
         optimizer.zero_grad()  # type: ignore[union-attr]
         loss.backward()
         optimizer.step()  # type: ignore[union-attr]
-        losses.append(float(loss))
+        losses.append(loss.item())
         rows += len(codes)
         if step + 1 == STEPS:
             break
