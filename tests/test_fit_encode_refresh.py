@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -45,9 +46,13 @@ def test_fit_publishes_versioned_artifact_with_provenance(pipeline) -> None:  # 
     assert (ArtifactStore(cfg.artifacts.root).version_path(1) / "quantizer" / "weights.pt").read_bytes() == before
 
 
-def test_distributed_em_fit_is_deterministic(pipeline) -> None:  # type: ignore[no-untyped-def]
+def test_distributed_em_fit_is_deterministic(pipeline, caplog) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
-    fit.run(cfg, tables)
+    with caplog.at_level(logging.INFO, logger="sidlib.spark.fit"):
+        fit.run(cfg, tables)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("EM level")]
+    assert progress and "iteration 1: first step" in progress[0]
+    assert not any(" inf " in line for line in progress)  # a re-seed is named, not shown as inf
     fit.run(dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, stat_partitions=3)), tables)
     fit.run(cfg, tables)
     store = ArtifactStore(cfg.artifacts.root)

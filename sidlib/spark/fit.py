@@ -90,8 +90,11 @@ def fit_em_distributed(quantizer: EMQuantizer, frame: "DataFrame", sample: np.nd
                 by_part.setdefault(int(row["part_key"]), {})[row["key"]] = _bytes_array(row["value"])
             stats = add_statistics(by_part[k] for k in sorted(by_part))
             change = quantizer.apply_statistics(level, stats)
-            log.info("EM level %d/%d iteration %d: relative change %.2e over %d partitions (%.1fs)",
-                     level + 1, quantizer.n_levels, iteration + 1, change, len(by_part), time.perf_counter() - start)
+            # inf: nothing to compare with yet (first step) or dead codewords were just re-seeded
+            progress = f"relative change {change:.2e}" if np.isfinite(change) else (
+                "first step" if iteration == 0 else "dead codewords re-seeded")
+            log.info("EM level %d/%d iteration %d: %s over %d partitions (%.1fs)",
+                     level + 1, quantizer.n_levels, iteration + 1, progress, len(by_part), time.perf_counter() - start)
             if change < quantizer.tol:
                 break
     quantizer.finish_fit()
