@@ -15,3 +15,8 @@ class InvalidInputError(SidlibError, ValueError):
 
 class TableError(SidlibError):
     """A table is missing, empty or has a schema other than the one the job expects."""
+
+
+class EngineMemoryError(SidlibError):
+    """The embedded engine's memory budget (``engine.memory_pool_mb``) is too small for a step that
+    cannot spill to disk (a hash join's build side)."""

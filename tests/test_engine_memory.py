@@ -15,18 +15,20 @@ from conftest import REPO_ROOT
 PROBE = textwrap.dedent("""
     import json
     from sidlib.config import EngineConfig
+    from sidlib.errors import EngineMemoryError
     from sidlib.spark.session import open_session
 
-    with open_session(EngineConfig(memory_pool_mb=1)) as spark:
-        # 300k distinct keys need several MB of hash table: under a 1 MB pool the aggregation spills
-        keys = spark.range(300_000).selectExpr("id % 299990 AS k")
-        repeated = sorted(r["k"] for r in keys.groupBy("k").count().where("count > 1").collect())
-        left = spark.range(300_000).selectExpr("id", "id * 2 AS x")
-        try:  # a hash join's build side cannot spill: it fails at the budget rather than outgrow it
+    join_error = ""
+    try:
+        with open_session(EngineConfig(memory_pool_mb=1)) as spark:
+            # 300k distinct keys need several MB of hash table: under a 1 MB pool the aggregation spills
+            keys = spark.range(300_000).selectExpr("id % 299990 AS k")
+            repeated = sorted(r["k"] for r in keys.groupBy("k").count().where("count > 1").collect())
+            # a hash join's build side cannot spill: it fails at the budget rather than outgrow it
+            left = spark.range(300_000).selectExpr("id", "id * 2 AS x")
             left.join(left.withColumnRenamed("x", "y"), "id").count()
-            join_error = ""
-        except Exception as exc:
-            join_error = str(exc)
+    except EngineMemoryError as exc:
+        join_error = str(exc)
     print(json.dumps({"repeated": repeated, "join_error": join_error}))
 """)
 
@@ -37,4 +39,6 @@ def test_memory_pool_bounds_operators_and_aggregations_spill_to_stay_exact() -> 
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["repeated"] == list(range(10))  # ids 299_990.. wrap onto keys 0..9: found exactly
-    assert "memory pool" in report["join_error"] and "1024.0 KB" in report["join_error"]
+    # the join's failure is a one-line sidlib error naming the setting, with the engine's reason
+    assert report["join_error"].startswith("a step needs more memory than engine.memory_pool_mb=1 ")
+    assert "memory pool" in report["join_error"] and "\n" not in report["join_error"]

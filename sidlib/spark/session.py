@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
 from sidlib.config import EngineConfig, TablesConfig
-from sidlib.errors import ConfigError
+from sidlib.errors import ConfigError, EngineMemoryError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -60,6 +60,13 @@ def _sail_session(engine: EngineConfig) -> Iterator["SparkSession"]:
         try:
             _apply_runtime_conf(spark, engine)
             yield spark
+        except Exception as exc:
+            if engine.memory_pool_mb is not None and "memory pool" in str(exc):
+                raise EngineMemoryError(
+                    f"a step needs more memory than engine.memory_pool_mb={engine.memory_pool_mb} and cannot "
+                    f"spill to disk (a join's build side); raise the budget or set it to null (unbounded). "
+                    f"Engine: {str(exc).splitlines()[0][:300]}") from exc
+            raise
         finally:
             try:
                 spark.stop()
