@@ -4,6 +4,7 @@ on the embedded engine (issue 7). Each part appends its own section to RESULTS.m
     python benchmarks/bench_scale.py inprocess [--dims 384,1024] [--batches 1024,8192,65536]
     python benchmarks/bench_scale.py encode-job [--rows 100000,1000000,10000000]
     python benchmarks/bench_scale.py decode [--rows 1000000]
+    python benchmarks/bench_scale.py duplicates [--rows 1000000,10000000]
     python benchmarks/bench_scale.py em [--rows 100000,1000000] [--quantizers rq_kmeans,rq_gmm]
     python benchmarks/bench_scale.py sequences [--events 1000000]
 
@@ -271,6 +272,57 @@ def decode(args: argparse.Namespace) -> None:
             write=not args.no_write)
 
 
+DUPLICATE_CHECKS = ("group-by", "sorted partitions")
+
+
+def duplicate_check(args: argparse.Namespace) -> None:
+    """Peak memory and seconds of the exact duplicate-id check over the synthetic ``content_embeddings``:
+    a ``groupBy("item_id")`` against ``has_duplicate_ids`` (ids sorted per hash partition), each in a
+    process of its own so that neither inherits the other's pages."""
+    if args.one:
+        print(json.dumps(one_duplicate_check(args.one, int(args.rows), Path(args.work))))
+        return
+    rows = []
+    for n in csv_ints(args.rows):
+        ensure_embeddings(Path(args.work) / f"n{n}" / "tables", n)
+        for method in DUPLICATE_CHECKS:
+            cmd = [sys.executable, __file__, "--work", args.work, "duplicates", "--rows", str(n), "--one", method]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            rows.append(json.loads(out.splitlines()[-1]))
+            print(rows[-1], flush=True)
+    body = ("Whether any of n item ids repeats (none do), as `read_signal` asks before every fit and encode, on "
+            "the embedded engine (Sail, unbounded memory). group-by = `groupBy(item_id).count()` filtered to "
+            "counts over 1 (the check before this change); sorted partitions = `has_duplicate_ids`: the id "
+            "column hash-partitioned, each partition's ids sorted as one numpy int64 array in `mapInArrow`. "
+            "Each row is a fresh process; rss_growth_mb = peak RSS of the process tree during the check over "
+            "its RSS before.\n\n" + markdown_table(rows, list(rows[0])))
+    publish("Scale: the duplicate-id check's memory vs rows (issue 7)", body, write=not args.no_write)
+
+
+def one_duplicate_check(method: str, n: int, work: Path) -> dict[str, Any]:
+    import pyspark.sql.functions as F
+
+    from sidlib.config import EngineConfig
+    from sidlib.spark.embeddings import has_duplicate_ids
+    from sidlib.spark.session import open_session
+
+    path = work / f"n{n}" / "tables" / "content_embeddings"
+    with open_session(EngineConfig()) as spark:
+        rows = spark.read.format("delta").load(str(path)).where(
+            (F.col("signal") == "text") & (F.col("model_version") == MODEL_VERSION))
+        rows.limit(1).collect()  # engine warm, table log read: the check alone is measured
+        with PeakRSS(tree=True) as mem:
+            start = time.perf_counter()
+            if method == "group-by":
+                repeated = bool(rows.groupBy("item_id").count().where("count > 1").limit(1).collect())
+            else:
+                repeated = has_duplicate_ids(rows)
+            seconds = time.perf_counter() - start
+    assert not repeated, "the synthetic ids are unique"
+    return {"rows": n, "check": method, "seconds": seconds, "rss_growth_mb": (mem.peak - mem.start) / MB,
+            "bytes_per_id": (mem.peak - mem.start) / n}
+
+
 EM_LINE = re.compile(r"EM level (\d+)/\d+ iteration (\d+): .*\((\d+\.\d+)s\)")
 
 
@@ -370,6 +422,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--cores", type=int, default=2, help="cores the engine may use (for us per row per core)")
     p.set_defaults(run=decode)
+    p = parts.add_parser("duplicates")
+    p.add_argument("--rows", default="1000000,10000000")
+    p.add_argument("--one", choices=DUPLICATE_CHECKS, help=argparse.SUPPRESS)  # child: one check, JSON out
+    p.set_defaults(run=duplicate_check)
     p = parts.add_parser("em")
     p.add_argument("--rows", default="100000,1000000")
     p.add_argument("--quantizers", default="rq_kmeans,rq_gmm")
