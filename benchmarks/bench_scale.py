@@ -203,13 +203,15 @@ def encode_job(args: argparse.Namespace) -> None:
             # replaced in place (MERGE ... ON FALSE, which also reads the rows it replaces)
             # MERGE holds the replaced rows in memory: rerun it only up to --replace-max-rows
             for run in ("new table", "replace version")[:1 if n > args.replace_max_rows else 2]:
+                # the host's speed drifts by tens of % over minutes: time the reference on either side of
+                # each job and compare the job with their mean
+                before = encode_rate(quantizer, reference, min_seconds=5.0)
                 s = run_job("encode_items", [f"tables.root={tables}", f"artifacts.root={work / 'artifacts'}",
                                              "encode.signal=text", f"encode.sid_version={version}",
                                              f"engine.arrow_batch_rows={args.arrow_batch_rows}",
                                              f"engine.memory_pool_mb={'null' if pool == 'none' else pool}"])
                 job_rate = s["items_encoded"] / s["job_seconds"]
-                # the host's speed drifts by tens of % over minutes: time the reference right after each job
-                rate = encode_rate(quantizer, reference, min_seconds=5.0)
+                rate = (before + encode_rate(quantizer, reference, min_seconds=5.0)) / 2
                 rows.append({"memory_pool_mb": pool, "rows": n, "run": run, "items_encoded": s["items_encoded"],
                              "job_s": s["job_seconds"], "wall_s": s["wall_s"], "items/s": job_rate,
                              "per_core": job_rate / args.cores, "in_process_items/s": rate,
@@ -225,7 +227,7 @@ def encode_job(args: argparse.Namespace) -> None:
             f"memory_pool_mb = `engine.memory_pool_mb` (none: Sail's unbounded default). job_s = the job alone (read + check + encode in "
             f"mapInArrow + write item_sids, count; bad rows would add a scan to classify them); wall_s adds interpreter and engine "
             f"start. share_of_in_process = job items/s over in-process `encode` of the same artifact "
-            f"(in_process_items/s: 64k-row batches, same cores, timed for 5 s right after that job). peak_rss_mb / median_rss_mb = peak and median of the whole process tree's RSS, sampled every 0.25 s.\n\n"
+            f"(in_process_items/s: 64k-row batches, same cores, the mean of 5 s timed right before and 5 s right after that job). peak_rss_mb / median_rss_mb = peak and median of the whole process tree's RSS, sampled every 0.25 s.\n\n"
             + markdown_table(rows, list(rows[0])))
     publish("Scale: encode_items job vs rows on the embedded engine (issue 7)", body, write=not args.no_write)
 
