@@ -204,12 +204,12 @@ def _reason(size: int, is_null: bool, non_finite: bool, dim: int) -> str | None:
 def has_duplicate_ids(rows: "DataFrame") -> bool:
     """Whether any item id repeats; two null ids count as a repeat, as they would in a group-by.
 
-    An exact answer needs every id in memory somewhere (or spilled). A ``groupBy("item_id")`` held ~70
-    bytes per id in the embedded engine's hash tables (+730 MB at 10^7 rows; without
-    ``engine.memory_pool_mb`` it does not spill, and its allocator kept the pages into the encode that
-    follows, where they set the job's peak). Here the id column is hash-partitioned and each partition
-    sorts its ids as one numpy ``int64`` array: ~20 bytes per id, freed when the check ends, and 3x
-    faster (``benchmarks/RESULTS.md``, duplicate-id check)."""
+    An exact answer needs every id in memory somewhere (or spilled). A ``groupBy("item_id")`` held
+    50-70 bytes per id in the embedded engine's hash tables (+480 to +730 MB at 10^7 ids; without
+    ``engine.memory_pool_mb`` it does not spill, and Sail's allocator kept the pages into the encode
+    that follows, where they set the job's peak). Here the id column is hash-partitioned and each
+    partition sorts its ids as one numpy ``int64`` array: 10-20 bytes per id, freed when the check
+    ends, and no slower (``benchmarks/RESULTS.md``, "the duplicate-id check's memory vs rows")."""
     flags = rows.select("item_id").repartition("item_id").mapInArrow(repeated_ids_in_partition, "repeated boolean")
     return any(row["repeated"] for row in flags.collect())
 
