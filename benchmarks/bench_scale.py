@@ -294,7 +294,7 @@ def duplicate_check(args: argparse.Namespace) -> None:
             print(rows[-1], flush=True)
     body = ("Whether any of n item ids repeats (none do), as `read_signal` asks before every fit and encode, on "
             "the embedded engine (Sail, unbounded memory). group-by = `groupBy(item_id).count()` filtered to "
-            "counts over 1 (the check before this change); sorted partitions = `has_duplicate_ids`: the id "
+            "counts over 1 (the check until 5f025e8); sorted partitions = `has_duplicate_ids`: the id "
             "column hash-partitioned, each partition's ids sorted as one numpy int64 array in `mapInArrow`. "
             "Each row is a fresh process; rss_growth_mb = peak RSS of the process tree during the check over "
             "its RSS before.\n\n" + markdown_table(rows, list(rows[0])))
