@@ -154,37 +154,39 @@ def with_sids(events: "DataFrame", sids: "DataFrame", n_codes: int, n_ngrams: in
 
 def chunked_input(events: "DataFrame", history_length: int, max_events_per_task: int) -> "DataFrame":
     """Rows for the ``(user_id, chunk)`` groups: every event once as an impression of its own chunk,
-    plus the context rows later chunks need (see the module docstring)."""
+    plus the context rows later chunks need (see the module docstring).
+
+    One sort of the events serves every window here, and each event is read once: it is exploded over
+    the consecutive chunks that want it, its own first (as the impression). An earlier version built
+    the tail and the tie context as separate branches over the ranked events, and the engine sorted
+    and ranked the events once per branch: four times, +3.2 GB at 10^7 events on Sail against +1.1 GB
+    now, for the same rows (``benchmarks/RESULTS.md``, build_sequences)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     n, m = int(history_length), int(max_events_per_task)
     by_user = Window.partitionBy("user_id")
-    position = F.row_number().over(by_user.orderBy("ts", "item_id", "click", "conv")) - 1
-    earlier = F.rank().over(by_user.orderBy("ts")) - 1  # events with a strictly smaller ts
-    ranked = events.withColumn("r", position.cast("bigint")).withColumn("k", earlier.cast("bigint"))
-    chunk_of = F.floor(F.col("r") / m).cast("bigint")
-    impressions = ranked.withColumn("chunk", chunk_of).withColumn("is_context", F.lit(False))
-
-    # [cM - N, cM): the last N events before chunk c; event r serves chunks r//M+1 .. (r+N)//M
-    last_served = F.floor((F.col("r") + n) / m).cast("bigint")
-    tail = (ranked.where(last_served > chunk_of)
-            .withColumn("chunk", F.explode(F.sequence(chunk_of + 1, last_served)))
-            .withColumn("is_context", F.lit(True)))
-
-    # [k_first - N, min(k_first, cM - N)): when chunk c's first event ties on ts with earlier events,
-    # its impressions at that ts need the N events before the tie (rare, so a small broadcast join)
-    starts = (ranked.where((F.col("r") % m == 0) & (F.col("r") > 0) & (F.col("k") < F.col("r")))
-              .select("user_id", chunk_of.alias("chunk"),
-                      F.greatest(F.col("k") - n, F.lit(0)).cast("bigint").alias("lo"),
-                      F.least(F.col("k"), F.col("r") - n).cast("bigint").alias("hi"))
-              .where(F.col("lo") < F.col("hi")))
-    needed = starts.select("user_id", "chunk", F.explode(F.sequence("lo", F.col("hi") - 1)).alias("r"))
-    tie = (ranked.join(F.broadcast(needed), ["user_id", "r"])
-           .withColumn("is_context", F.lit(True)))
-
-    columns = impressions.columns
-    return impressions.unionByName(tail.select(*columns)).unionByName(tie.select(*columns))
+    by_event = by_user.orderBy("ts", "item_id", "click", "conv")
+    by_ts = by_user.orderBy("ts")  # the default frame takes in every event of the same ts (its peers)
+    ranked = (events
+              .withColumn("r", (F.row_number().over(by_event) - 1).cast("bigint"))
+              .withColumn("k", (F.rank().over(by_ts) - 1).cast("bigint"))  # events with a strictly smaller ts
+              .withColumn("_tie_end", (F.count(F.lit(1)).over(by_ts) - 1).cast("bigint")))  # last position at this ts
+    r = F.col("r")
+    own = F.floor(r / m).cast("bigint")
+    # [cM - N, cM): event r serves chunks r//M + 1 .. (r+N)//M
+    tail_end = F.floor((r + n) / m).cast("bigint")
+    # [k_c - N, min(k_c, cM - N)): when chunk c starts inside a run of equal ts that began at k_c, its
+    # impressions there need the N events before the run. Beyond its tail, event r serves such chunks only
+    # if position r + N + 1 sits in a run that began in (r, r + N]; then every chunk starting inside that run
+    run_start = F.lead("k", n + 1).over(by_event)
+    run_end = F.lead("_tie_end", n + 1).over(by_event)
+    in_run = run_start.isNotNull() & (run_start > r) & (run_start <= r + n)
+    last = F.when(in_run, F.greatest(tail_end, F.floor(run_end / m).cast("bigint"))).otherwise(tail_end)
+    chunks = ranked.withColumn("_own", own).withColumn("_last", last)
+    return (chunks.withColumn("chunk", F.explode(F.sequence(F.col("_own"), F.col("_last"))))
+            .withColumn("is_context", F.col("chunk") != F.col("_own"))
+            .drop("_own", "_last", "_tie_end"))
 
 
 def num_buckets(total_rows: int, max_events_per_task: int) -> int:
