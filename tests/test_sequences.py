@@ -287,3 +287,40 @@ def test_events_with_null_keys_are_refused(spark, tmp_path: Path) -> None:  # ty
     with pytest.raises(TableError, match="1 rows with a null"):
         sequences_job.run(cfg, tables)
     assert not tables.exists("sequences")
+
+
+def expected_chunk_rows(events: pd.DataFrame, n: int, m: int) -> set[tuple[int, int, int, bool]]:
+    """``(user_id, chunk, r, is_context)`` straight from the module docstring's definition, per chunk:
+    its own events, then positions ``[cM - N, cM)`` and ``[k_first - N, min(k_first, cM - N))``. The
+    last N events also go to the chunks after a user's last one (past its end: ignored downstream)."""
+    rows = set()
+    for user, group in events.sort_values(["user_id", "ts", "item_id", "click", "conv"]).groupby("user_id"):
+        ts = group["ts"].to_numpy()
+        k = np.searchsorted(ts, ts, side="left")  # events with a strictly smaller ts
+        for r in range(len(ts)):
+            rows.add((user, r // m, r, False))
+        for c in range(1, (len(ts) - 1 + n) // m + 1):
+            first = c * m
+            context = set(range(max(first - n, 0), min(first, len(ts))))
+            if first < len(ts):
+                context |= set(range(max(k[first] - n, 0), min(k[first], first - n)))
+            rows |= {(user, c, r, True) for r in context}
+    return rows
+
+
+@pytest.mark.parametrize("n, m", [(8, 5), (3, 1), (20, 7), (8, 1000)])
+def test_chunks_carry_exactly_the_context_the_definition_asks_for(spark, n, m) -> None:  # type: ignore[no-untyped-def]
+    """Users whose events pile up on a few timestamps, so that chunks start inside runs of equal ts
+    (runs longer than N and M included): the one-pass chunking must give exactly the defined rows."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for user, (count, distinct_ts) in enumerate([(300, 300), (300, 100), (300, 15), (200, 2), (50, 1), (1, 1)]):
+        parts.append(pd.DataFrame({"user_id": user, "item_id": rng.permutation(count) + 1,
+                                   "ts": rng.integers(0, distinct_ts, count), "click": rng.integers(0, 2, count),
+                                   "conv": 0}))
+    events = pd.concat(parts, ignore_index=True).astype(
+        {"user_id": "int64", "item_id": "int64", "ts": "int64", "click": "int32", "conv": "int32"})
+    frame = spark.createDataFrame(events, schemas.ddl(schemas.EVENTS))  # type: ignore[attr-defined]
+    got = chunked_input(frame, n, m).select("user_id", "chunk", "r", "is_context").toPandas()
+    assert len(got) == len(got.drop_duplicates())
+    assert set(got.itertuples(index=False, name=None)) == expected_chunk_rows(events, n, m)
