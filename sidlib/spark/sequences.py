@@ -159,8 +159,8 @@ def chunked_input(events: "DataFrame", history_length: int, max_events_per_task:
     One sort of the events serves every window here, and each event is read once: it is exploded over
     the consecutive chunks that want it, its own first (as the impression). An earlier version built
     the tail and the tie context as separate branches over the ranked events, and the engine sorted
-    and ranked the events once per branch: four times, +3.2 GB at 10^7 events on Sail against +1.1 GB
-    now, for the same rows (``benchmarks/RESULTS.md``, build_sequences)."""
+    and ranked the events once per branch, four times in all: the job took 1.5-1.8x as long and twice
+    the memory at 10^7 events (``benchmarks/RESULTS.md``, build_sequences), for the same rows."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
