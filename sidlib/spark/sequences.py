@@ -178,7 +178,8 @@ def chunked_input(events: "DataFrame", history_length: int, max_events_per_task:
     tail_end = F.floor((r + n) / m).cast("bigint")
     # [k_c - N, min(k_c, cM - N)): when chunk c starts inside a run of equal ts that began at k_c, its
     # impressions there need the N events before the run. Beyond its tail, event r serves such chunks only
-    # if position r + N + 1 sits in a run that began in (r, r + N]; then every chunk starting inside that run
+    # if position r + N + 1 sits in a run that began in (r, r + N]; then it serves every chunk that starts
+    # inside that run (up to the run's last position)
     run_start = F.lead("k", n + 1).over(by_event)
     run_end = F.lead("_tie_end", n + 1).over(by_event)
     in_run = run_start.isNotNull() & (run_start > r) & (run_start <= r + n)
