@@ -6,7 +6,7 @@ import pytest
 
 from sidlib.errors import InvalidInputError
 from sidlib.spark.embeddings import arrow_matrix
-from sidlib.spark.encode import list_column
+from sidlib.spark.arrow_lists import list_column, list_series
 
 
 def test_arrow_matrix_matches_rows_for_arrays_slices_and_chunks() -> None:
@@ -34,3 +34,10 @@ def test_list_column_round_trips_integer_codes() -> None:
     column = list_column(codes)
     assert column.type == pa.list_(pa.int64())
     assert column.to_pylist() == codes.tolist()
+
+
+def test_list_series_is_arrow_backed_and_allows_empty_rows() -> None:
+    series = list_series(np.arange(6, dtype=np.int32).reshape(3, 2))
+    assert series.dtype.pyarrow_dtype == pa.list_(pa.int32())
+    assert series.tolist() == [[0, 1], [2, 3], [4, 5]]
+    assert list_column(np.zeros((2, 0), dtype=np.int64)).to_pylist() == [[], []]

@@ -17,6 +17,7 @@ from sidlib import schemas
 from sidlib.artifacts import ArtifactStore
 from sidlib.quantizers import Quantizer
 from sidlib.sid import pack, prefix_ngrams
+from sidlib.spark.arrow_lists import list_column
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -29,15 +30,6 @@ def cached_quantizer(root: str, version: int) -> Quantizer:
 
     set_worker_threads()
     return ArtifactStore(root).get(version).load_quantizer().to_preferred_device()
-
-
-def list_column(matrix: np.ndarray) -> "pa.ListArray":
-    """Rows of a 2-D array as an Arrow list column sharing one flat values buffer."""
-    import pyarrow as pa
-
-    n, width = matrix.shape
-    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).reshape(-1)))
 
 
 def sid_columns(quantizer: Quantizer, embeddings: np.ndarray) -> dict[str, "pa.Array"]:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from sidlib import schemas
+from sidlib.spark.arrow_lists import list_series
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -115,15 +116,15 @@ def history_fn(history_length: int, n_codes: int, n_ngrams: int) -> Callable[[pd
             "click": click[impression],
             "conv": pdf["conv"].to_numpy(np.int32)[order][impression],
             "target_sid": sid[impression],
-            "target_codes": list(codes[impression]),
-            "target_ngrams": list(target_ngrams),
+            "target_codes": list_series(codes[impression]),
+            "target_ngrams": list_series(target_ngrams),
             "hist_len": mask.sum(axis=1).astype(np.int32),
-            "hist_item_ids": list(hist_item),
-            "hist_ts": list(hist_ts),
-            "hist_clicks": list(hist_click),
-            "hist_sids": list(hist_sid),
-            "hist_codes": list(hist_codes),
-            "hist_mask": list(mask.astype(np.int32)),
+            "hist_item_ids": list_series(hist_item),
+            "hist_ts": list_series(hist_ts),
+            "hist_clicks": list_series(hist_click),
+            "hist_sids": list_series(hist_sid),
+            "hist_codes": list_series(hist_codes),
+            "hist_mask": list_series(mask.astype(np.int32)),
         })
 
     return run
