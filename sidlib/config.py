@@ -36,10 +36,9 @@ class EngineConfig:
     #: Rows per Arrow batch handed to pandas UDFs (``spark.sql.execution.arrow.maxRecordsPerBatch``).
     arrow_batch_rows: int = 8192
     #: Memory budget of the embedded engine's operators (engine ``local`` only; Sail's fair memory pool).
-    #: Aggregations and sorts spill to disk beyond it, so a job's memory stops growing with its rows:
-    #: encode's duplicate-id check holds ~65 bytes per item id in memory without one. Operators that
-    #: cannot spill (a hash join's build side) fail beyond it, with an ``EngineMemoryError`` naming this
-    #: setting. ``None``: Sail's default, unbounded.
+    #: Aggregations and sorts spill to disk beyond it instead of holding everything in memory; the full
+    #: encode stays flat without one. Operators that cannot spill (a hash join's build side) fail
+    #: beyond it, with an ``EngineMemoryError`` naming this setting. ``None``: Sail's default, unbounded.
     memory_pool_mb: int | None = None
 
     def __post_init__(self) -> None:
