@@ -36,6 +36,7 @@ from memory import PeakRSS  # noqa: E402
 from report import markdown_table, publish  # noqa: E402
 
 from sidlib.data.synthetic import clustered_embeddings, iter_clustered_embeddings, power_law_events  # noqa: E402
+from sidlib.spark.arrow_lists import list_column  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_VERSION = "synthetic-v1"
@@ -62,8 +63,7 @@ def embedding_batches(n: int, dim: int, *, as_bytes: bool = False) -> Iterator[A
             values = pa.py_buffer(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
             embedding = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), size, [None, values])
         else:
-            offsets = pa.array(np.arange(0, (size + 1) * dim, dim, dtype=np.int32))
-            embedding = pa.ListArray.from_arrays(offsets, pa.array(chunk.reshape(-1)))
+            embedding = list_column(chunk)
         yield pa.record_batch([
             pa.array(np.arange(start + 1, start + size + 1, dtype=np.int64)),
             pa.array(["text"] * size), pa.array([MODEL_VERSION] * size), embedding,
