@@ -106,10 +106,7 @@ def _classic_session(engine: EngineConfig, tables: TablesConfig | None) -> "Spar
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(engine.master).appName(engine.app_name)
-    builder = builder.config(ARROW_BATCH_KEY, str(engine.arrow_batch_rows))
-    # Arrow for pandas <-> Spark: fast, and the only path that accepts numpy arrays inside rows.
-    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    for key, value in engine.spark_conf.items():
+    for key, value in {**required_conf(engine), **engine.spark_conf}.items():
         builder = builder.config(key, value)
     if tables is not None and tables.format == "delta":
         builder = _with_delta(builder, engine)
@@ -145,11 +142,44 @@ def _active_session(engine: EngineConfig) -> "SparkSession":
     return spark
 
 
+#: Session settings every job relies on, whatever the platform's defaults (plain ``spark-submit`` has Arrow
+#: off, and then ``createDataFrame`` from pandas rejects numpy values inside array columns).
+REQUIRED_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # fail loudly instead of silently falling back to the row-by-row path that rejects numpy values
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+}
+
+
+def required_conf(engine: EngineConfig) -> dict[str, str]:
+    """What a job sets at session start: Arrow conversion, the UDF batch size, then ``engine.spark_conf``
+    (launch-time properties such as ``spark.executor.*`` cannot change in a running session)."""
+    wanted = {**REQUIRED_CONF, ARROW_BATCH_KEY: str(engine.arrow_batch_rows)}
+    wanted.update({k: v for k, v in engine.spark_conf.items()
+                   if not k.startswith(("spark.jars", "spark.driver", "spark.executor", "spark.master"))})
+    return wanted
+
+
 def _apply_runtime_conf(spark: "SparkSession", engine: EngineConfig) -> None:
-    spark.conf.set(ARROW_BATCH_KEY, str(engine.arrow_batch_rows))
-    for key, value in engine.spark_conf.items():
-        if not key.startswith(("spark.jars", "spark.driver", "spark.executor", "spark.master")):
+    """Set :func:`required_conf` on the session. A platform that forbids changing one of them is fine when
+    it already holds the value; otherwise the job stops here, naming the setting."""
+    for key, value in required_conf(engine).items():
+        try:
             spark.conf.set(key, value)
+        except Exception as exc:  # the platform refused; each engine raises its own type
+            current = _conf_value(spark, key)
+            if current is None or current.lower() != value.lower():
+                raise ConfigError(f"this session does not allow setting {key}={value} (it holds {current!r}): "
+                                  f"set it when the cluster or job is created, e.g. spark-submit --conf "
+                                  f"{key}={value}. Engine: {str(exc).splitlines()[0][:200]}") from exc
+            log.info("session keeps %s=%s (not settable here)", key, current)
+
+
+def _conf_value(spark: "SparkSession", key: str) -> str | None:
+    try:
+        return spark.conf.get(key)
+    except Exception:  # an unset key without default raises on some engines
+        return None
 
 
 def is_connect(spark: "SparkSession") -> bool:
