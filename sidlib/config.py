@@ -71,6 +71,9 @@ class TablesConfig:
     def __post_init__(self) -> None:
         if self.target_file_mb < 1:
             raise ConfigError(f"tables.target_file_mb must be at least 1, got {self.target_file_mb}")
+        if self.database and self.format != "delta":
+            raise ConfigError("catalog tables (tables.database) must be Delta: Parquet catalog tables have no "
+                              "atomic partition replace or pointer swap; use tables.format=delta or path tables")
 
 
 @dataclass
@@ -122,8 +125,19 @@ class FitConfig:
     holdout_fraction: float = 0.2
     #: Partitions the EM statistics are computed over (each sends one set of statistics to the driver).
     stat_partitions: int = 8
+    #: EM training sets up to this size (rows x dim x 4 bytes) are collected to the driver once and fit
+    #: there, instead of one cluster job per EM iteration; 0 always fits distributed. The driver then
+    #: holds about twice this (the Arrow copy and the matrix). 512 MB: ~350k rows of 384 floats.
+    driver_fit_max_mb: int = 512
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name, low in (("sample_rows", 1), ("stat_partitions", 1), ("driver_fit_max_mb", 0), ("seed", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"fit.{name} must be at least {low}, got {getattr(self, name)}")
+        if not 0 <= self.holdout_fraction < 1:
+            raise ConfigError(f"fit.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
 
 
 @dataclass

@@ -6,7 +6,8 @@ What this layer guarantees to the jobs:
 * partition overwrite is idempotent and atomic on Delta: one ``MERGE ... ON FALSE`` commit that inserts
   the new rows and deletes the partition's old ones (``replaceWhere`` would be the usual tool, but
   pysail 0.7.2 rejects it for tables with array columns written from Python: the Arrow list field is
-  named ``element`` in the data and ``item`` in the table's schema);
+  named ``element`` in the data and ``item`` in the table's schema); on Parquet path tables every write
+  is staged and published by rename (:mod:`sidlib.spark.parquet_commit`);
 * upserts are ``MERGE INTO`` on key columns;
 * after every write the table's schema is checked against the expected one (Sail silently drops
   evolved columns on append);
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from sidlib import schemas
 from sidlib.config import TablesConfig
 from sidlib.errors import ConfigError, TableError
+from sidlib.spark import parquet_commit
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -162,6 +164,8 @@ class Tables:
     ) -> int | None:
         """Write the whole table (``overwrite``) or ``append``; returns the new version."""
         self._check_frame(df, table, expected)
+        if self._parquet_paths:
+            return self._write_parquet(df, table, expected, mode=mode, partition_by=partition_by)
         writer = df.write.format(self.cfg.format).mode(mode)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
@@ -188,34 +192,32 @@ class Tables:
         A partition that holds no rows yet (a new SID version: the usual case) is one append commit, a
         streaming write. Replacing rows that exist is one ``MERGE``, whose join costs memory in
         proportion to the partition. Two writers filling the same new partition at once would both
-        append: callers claim a partition first (refresh claims artifact versions)."""
+        append: callers claim a partition first (refresh claims artifact versions). On Parquet path
+        tables the partition directory is exchanged with a staged one (:mod:`sidlib.spark.parquet_commit`)."""
+        if self._parquet_paths:
+            return self._replace_parquet_partition(df, table, partition, expected=expected, partition_by=partition_by)
         # append, even to create the table: two runs creating it at once must not overwrite each other
         if not self.exists(table) or not self.read_unpinned(table).where(equality_predicate(partition)).limit(1).collect():
             return self.write(df, table, expected=expected, mode="append", partition_by=partition_by)
         self._check_frame(df, table, expected)
-        if self.cfg.format == "delta":
-            view = self.temp_view(df)
-            self.spark.sql(
-                f"MERGE INTO {self.sql_target(table)} AS t USING {view} AS s ON FALSE "
-                f"WHEN NOT MATCHED THEN INSERT * "
-                f"WHEN NOT MATCHED BY SOURCE AND {equality_predicate(partition, 't')} THEN DELETE"
-            ).collect()
-            self.spark.catalog.dropTempView(view)
-        else:
-            self.spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-            df.write.format("parquet").mode("overwrite").partitionBy(*partition_by).save(self.location(table))
+        view = self.temp_view(df)
+        self.spark.sql(
+            f"MERGE INTO {self.sql_target(table)} AS t USING {view} AS s ON FALSE "
+            f"WHEN NOT MATCHED THEN INSERT * "
+            f"WHEN NOT MATCHED BY SOURCE AND {equality_predicate(partition, 't')} THEN DELETE"
+        ).collect()
+        self.spark.catalog.dropTempView(view)
         return self._after_write(table, expected)
 
     def upsert(self, df: "DataFrame", table: str, keys: Sequence[str], *, expected: Mapping[str, str],
                partition_by: Sequence[str] = ()) -> int | None:
         """Insert new rows and update existing ones matched on ``keys`` (``MERGE INTO`` on Delta;
         Parquet has no MERGE, so there it is an append and callers pass only new keys)."""
+        if self.cfg.format != "delta":
+            return self.write(df, table, expected=expected, mode="append", partition_by=partition_by)
         if not self.exists(table):
             return self.write(df, table, expected=expected, partition_by=partition_by)
         self._check_frame(df, table, expected)
-        if self.cfg.format != "delta":
-            df.write.format("parquet").mode("append").partitionBy(*partition_by).save(self.location(table))
-            return self._after_write(table, expected)
         view = self.temp_view(df)
         on = " AND ".join(f"t.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in keys)
         self.spark.sql(
@@ -223,6 +225,40 @@ class Tables:
             f"WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
         ).collect()
         self.spark.catalog.dropTempView(view)
+        return self._after_write(table, expected)
+
+    # -------------------------------------------------------------- Parquet paths
+    @property
+    def _parquet_paths(self) -> bool:
+        return self.by_path and self.cfg.format == "parquet"
+
+    def _write_parquet(self, df: "DataFrame", table: str, expected: Mapping[str, str], *, mode: str,
+                       partition_by: Sequence[str]) -> int | None:
+        """Stage, then publish by rename (:mod:`sidlib.spark.parquet_commit`)."""
+        target = Path(self.location(table))
+        staged = parquet_commit.staging_path(target)
+        writer = df.write.format("parquet").mode("error")
+        (writer.partitionBy(*partition_by) if partition_by else writer).save(str(staged))
+        if mode == "overwrite":
+            parquet_commit.replace_dir(staged, target)
+        elif mode == "append":
+            parquet_commit.append_files(staged, target)
+        else:
+            raise ConfigError(f"write mode must be overwrite or append, got {mode!r}")
+        return self._after_write(table, expected)
+
+    def _replace_parquet_partition(self, df: "DataFrame", table: str, partition: Mapping[str, Any], *,
+                                   expected: Mapping[str, str], partition_by: Sequence[str]) -> int | None:
+        """Write one partition's rows to staging, then exchange it with the partition directory."""
+        if list(partition) != list(partition_by) or len(partition) != 1:
+            raise TableError(f"{table}: a Parquet table replaces exactly its one partition column "
+                             f"{list(partition_by)}, got {dict(partition)}")
+        self._check_frame(df, table, expected)
+        ((column, value),) = partition.items()
+        target = Path(self.location(table))
+        staged = parquet_commit.staging_path(target)
+        df.drop(column).write.format("parquet").mode("error").save(str(staged))
+        parquet_commit.replace_dir(staged, parquet_commit.partition_dir(target, column, value))
         return self._after_write(table, expected)
 
     # -------------------------------------------------------------------- schemas
