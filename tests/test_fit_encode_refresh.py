@@ -48,10 +48,11 @@ def test_fit_publishes_versioned_artifact_with_provenance(pipeline) -> None:  # 
 
 def test_distributed_em_fit_is_deterministic(pipeline, caplog) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
+    cfg.fit.driver_fit_max_mb = 0  # always on the executors
     with caplog.at_level(logging.INFO, logger="sidlib.spark.fit"):
         fit.run(cfg, tables)
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("EM level")]
-    assert progress and "iteration 1: first step" in progress[0]
+    assert progress and "iteration 1: first step" in progress[0] and "partitions" in progress[0]
     assert not any(" inf " in line for line in progress)  # a re-seed is named, not shown as inf
     fit.run(dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, stat_partitions=3)), tables)
     fit.run(cfg, tables)
@@ -60,6 +61,22 @@ def test_distributed_em_fit_is_deterministic(pipeline, caplog) -> None:  # type:
     codes = [store.get(v).load_quantizer().encode(x) for v in (1, 2, 3)]
     np.testing.assert_array_equal(codes[0], codes[2])  # same data version + config + seed: identical
     assert (codes[0] == codes[1]).mean() > 0.9  # other partitioning: same model up to float summation order
+
+
+def test_small_em_fit_runs_in_the_driver_like_the_distributed_one(pipeline, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Under fit.driver_fit_max_mb the rows are collected once and fit in-process: the same EM, the same
+    init sample, only the summation order differs from the executors' fit."""
+    cfg, tables = pipeline
+    with caplog.at_level(logging.INFO, logger="sidlib.spark.fit"):
+        in_driver = fit.run(cfg, tables)["artifacts"][0]
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("EM level")]
+    assert progress and all("rows in the driver" in line for line in progress)
+    distributed = fit.run(dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, driver_fit_max_mb=0)), tables)
+    store = ArtifactStore(cfg.artifacts.root)
+    x = to_matrix(text_embeddings(tables)["embedding"])
+    a, b = (store.get(r["version"]).load_quantizer().encode(x) for r in (in_driver, distributed["artifacts"][0]))
+    assert (a == b).mean() > 0.9
+    assert store.get(in_driver["version"]).manifest["train_rows"] == store.get(distributed["artifacts"][0]["version"]).manifest["train_rows"]
 
 
 def test_encode_matches_in_process_and_is_idempotent(pipeline) -> None:  # type: ignore[no-untyped-def]

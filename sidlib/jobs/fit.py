@@ -14,15 +14,15 @@ import logging
 import time
 from typing import Any
 
-import numpy as np
 
 from sidlib.artifacts import Artifact, ArtifactStore
 from sidlib.config import SidlibConfig, to_dict
 from sidlib.metrics import reconstruction_report
 from sidlib.quantizers import EMQuantizer, quantizer_class
 from sidlib.quantizers.fusion import signal_report
-from sidlib.spark.embeddings import FUSION_SIGNAL, SignalData, arrow_matrix, hash_fraction, read_fused, read_signal
-from sidlib.spark.fit import build_quantizer, fit_em_distributed, train_neural_distributed, uses_vae
+from sidlib.spark.embeddings import FUSION_SIGNAL, SignalData, hash_fraction, read_fused, read_signal
+from sidlib.spark.fit import (build_quantizer, collect_training_rows, fit_em_distributed, fit_em_in_process,
+                              ordered_rows, train_neural_distributed, uses_vae)
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,9 @@ def split_expr(cfg: SidlibConfig) -> str:
     return f"{hash_fraction('item_id', f'holdout-{cfg.fit.seed}')} < {float(cfg.fit.holdout_fraction)}"
 
 
-def _ordered_rows(frame: Any, limit: int, salt: str) -> np.ndarray:
-    """Up to ``limit`` rows in a fixed pseudo-random order (hash of item_id), as a matrix."""
-    import pyspark.sql.functions as F
-
-    ordered = frame.withColumn("_h", F.expr(hash_fraction("item_id", salt))).orderBy("_h", "item_id").limit(limit)
-    return arrow_matrix(ordered.select("embedding").toArrow().column("embedding"))
+def fits_driver(rows: int, dim: int, budget_mb: int) -> bool:
+    """Whether an EM training set of ``rows`` x ``dim`` float32 fits ``fit.driver_fit_max_mb``."""
+    return rows * dim * 4 <= budget_mb << 20
 
 
 def is_fusion(cfg: SidlibConfig) -> bool:
@@ -88,9 +85,14 @@ def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) ->
             if cfg.fit.em_sample_fraction is not None:
                 train = train.where(f"{hash_fraction('item_id', 'em-sample')} < {float(cfg.fit.em_sample_fraction)}")
             quantizer = build_quantizer(spec, sd.dim).to_preferred_device()
-            sample = _ordered_rows(train, cfg.fit.sample_rows, f"init-{cfg.fit.seed}")
-            fit_em_distributed(quantizer, train, sample, partitions=cfg.fit.stat_partitions)
-            fitted[signal] = (quantizer.cpu(), train.count(), time.perf_counter() - start)
+            rows, salt = train.count(), f"init-{cfg.fit.seed}"
+            if fits_driver(rows, sd.dim, cfg.fit.driver_fit_max_mb):
+                matrix, sample = collect_training_rows(train, cfg.fit.sample_rows, salt)
+                fit_em_in_process(quantizer, matrix, sample)
+            else:
+                sample = ordered_rows(train, cfg.fit.sample_rows, salt)
+                fit_em_distributed(quantizer, train, sample, partitions=cfg.fit.stat_partitions)
+            fitted[signal] = (quantizer.cpu(), rows, time.perf_counter() - start)
     else:
         import pyspark.sql.functions as F
         from pyspark.sql import Window
@@ -114,7 +116,7 @@ def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) ->
 
 def _publish(store: ArtifactStore, cfg: SidlibConfig, sd: SignalData, quantizer: Any, rows: int,
              seconds: float, holdout: str) -> Artifact:
-    eval_rows = _ordered_rows(sd.frame.where(holdout), MAX_EVAL_ROWS, f"eval-{cfg.fit.seed}")
+    eval_rows = ordered_rows(sd.frame.where(holdout), MAX_EVAL_ROWS, f"eval-{cfg.fit.seed}")
     metrics = reconstruction_report(quantizer, eval_rows, seed=cfg.fit.seed) if len(eval_rows) > 1 else {}
     if sd.signal == FUSION_SIGNAL and len(eval_rows):
         # the fused row mixes signals of different kinds: judge each signal on its own

@@ -3,8 +3,11 @@
 * EM quantizers: the E-step runs on the executors. Each partition folds its Arrow batches into one
   set of sufficient statistics (``mapInArrow``); the driver sums them and runs the M-step, level by
   level, using exactly the :class:`~sidlib.quantizers.base.EMQuantizer` calls an in-process fit uses.
-  The sum runs in a fixed order (partitions sorted by their smallest item id), so a refit of the same
-  table version gives byte-identical codes.
+  One Spark job per iteration, over rows shuffled once and cached on the executors. The sum runs in a
+  fixed order (partitions sorted by their smallest item id), so a refit of the same table version
+  gives byte-identical codes. Training sets small enough for the driver (``fit.driver_fit_max_mb``)
+  are collected once and fit in-process instead: a cluster round-trip per iteration costs more than
+  the E-step of such a set, and the result is then the same on every engine.
 * Neural quantizers: one Spark task per signal trains on that signal's sample
   (``groupBy(signal).applyInPandas``), on the task's GPU when it has one; the fitted weights come back
   as bytes (tensors and JSON only).
@@ -23,6 +26,7 @@ import pandas as pd
 from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
 from sidlib.errors import SidlibError
 from sidlib.quantizers import EMQuantizer, Quantizer, build, quantizer_class
+from sidlib.quantizers.base import add_statistics
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -54,7 +58,6 @@ def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.R
         import pyarrow as pa
 
         from sidlib.device import set_worker_threads
-        from sidlib.quantizers.base import add_statistics
         from sidlib.spark.embeddings import arrow_matrix
 
         set_worker_threads()
@@ -75,30 +78,102 @@ def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.R
     return run
 
 
-def fit_em_distributed(quantizer: EMQuantizer, frame: "DataFrame", sample: np.ndarray, *, partitions: int) -> EMQuantizer:
-    """Fit ``quantizer`` on all rows of ``frame`` (``item_id``, ``embedding``), initialised from ``sample``."""
-    from sidlib.quantizers.base import add_statistics
+StatisticsFn = Callable[[EMQuantizer, int], dict[str, np.ndarray]]
 
-    data = frame.select("item_id", "embedding").repartition(partitions, "item_id")
+#: Rows per E-step chunk of an in-process fit (fixed, so the sums do not depend on the engine).
+IN_PROCESS_CHUNK_ROWS = 65_536
+
+
+def run_em(quantizer: EMQuantizer, sample: np.ndarray, statistics: StatisticsFn, where: str) -> EMQuantizer:
+    """The EM loop of :class:`~sidlib.quantizers.base.EMQuantizer`, with the E-step's summed statistics
+    from ``statistics(quantizer, level)`` (the executors' or this process's)."""
     for level in range(quantizer.n_levels):
         quantizer.init_level(level, sample)
         for iteration in range(quantizer.max_iter):
             start = time.perf_counter()
-            rows = data.mapInArrow(partition_statistics(quantizer_to_bytes(quantizer), level), STATS_SCHEMA).collect()
-            by_part: dict[int, dict[str, np.ndarray]] = {}
-            for row in rows:
-                by_part.setdefault(int(row["part_key"]), {})[row["key"]] = _bytes_array(row["value"])
-            stats = add_statistics(by_part[k] for k in sorted(by_part))
-            change = quantizer.apply_statistics(level, stats)
+            change = quantizer.apply_statistics(level, statistics(quantizer, level))
             # inf: nothing to compare with yet (first step) or dead codewords were just re-seeded
             progress = f"relative change {change:.2e}" if np.isfinite(change) else (
                 "first step" if iteration == 0 else "dead codewords re-seeded")
-            log.info("EM level %d/%d iteration %d: %s over %d partitions (%.1fs)",
-                     level + 1, quantizer.n_levels, iteration + 1, progress, len(by_part), time.perf_counter() - start)
+            log.info("EM level %d/%d iteration %d: %s %s (%.1fs)", level + 1, quantizer.n_levels, iteration + 1,
+                     progress, where, time.perf_counter() - start)
             if change < quantizer.tol:
                 break
     quantizer.finish_fit()
     return quantizer
+
+
+def fit_em_distributed(quantizer: EMQuantizer, frame: "DataFrame", sample: np.ndarray, *, partitions: int) -> EMQuantizer:
+    """Fit ``quantizer`` on all rows of ``frame`` (``item_id``, ``embedding``), initialised from ``sample``:
+    one Spark job per EM iteration, over the rows shuffled once and kept on the executors."""
+    data = _persisted(frame.select("item_id", "embedding").repartition(partitions, "item_id"))
+    try:
+        return run_em(quantizer, sample, lambda q, level: _executor_statistics(data, q, level),
+                      f"over {partitions} partitions")
+    finally:
+        _unpersist(data)
+
+
+def fit_em_in_process(quantizer: EMQuantizer, rows: np.ndarray, sample: np.ndarray) -> EMQuantizer:
+    """The same fit on a training matrix held by this process (rows in item-id order)."""
+    def statistics(q: EMQuantizer, level: int) -> dict[str, np.ndarray]:
+        return add_statistics(q.level_statistics(level, rows[i:i + IN_PROCESS_CHUNK_ROWS])
+                              for i in range(0, len(rows), IN_PROCESS_CHUNK_ROWS))
+
+    return run_em(quantizer, sample, statistics, f"over {len(rows)} rows in the driver")
+
+
+def _executor_statistics(data: "DataFrame", quantizer: EMQuantizer, level: int) -> dict[str, np.ndarray]:
+    rows = data.mapInArrow(partition_statistics(quantizer_to_bytes(quantizer), level), STATS_SCHEMA).collect()
+    by_part: dict[int, dict[str, np.ndarray]] = {}
+    for row in rows:
+        by_part.setdefault(int(row["part_key"]), {})[row["key"]] = _bytes_array(row["value"])
+    return add_statistics(by_part[k] for k in sorted(by_part))
+
+
+def _persisted(data: "DataFrame") -> "DataFrame":
+    """Keep the shuffled rows on the executors between EM iterations (memory, spilling to disk); an
+    engine without caching recomputes them each iteration instead."""
+    from pyspark import StorageLevel
+
+    try:
+        return data.persist(StorageLevel.MEMORY_AND_DISK)
+    except Exception as exc:  # engines without cache support raise their own types
+        log.info("engine does not cache the EM rows (%s); each iteration re-reads them", str(exc).splitlines()[0][:120])
+        return data
+
+
+def _unpersist(data: "DataFrame") -> None:
+    try:
+        data.unpersist()
+    except Exception as exc:  # see _persisted
+        log.debug("unpersist: %s", exc)
+
+
+def collect_training_rows(frame: "DataFrame", sample_rows: int, salt: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows in item-id order, the init sample)`` of ``frame`` in one job, for an in-process fit. The
+    sample is the first ``sample_rows`` rows by ``(hash(item_id, salt), item_id)``: the rows
+    :func:`ordered_rows` picks for a distributed fit."""
+    import pyspark.sql.functions as F
+
+    from sidlib.spark.embeddings import arrow_matrix, hash_fraction
+
+    table = frame.select("item_id", "embedding", F.expr(hash_fraction("item_id", salt)).alias("_h")).toArrow()
+    ids, hashes = table.column("item_id").to_numpy(), table.column("_h").to_numpy()
+    matrix = arrow_matrix(table.column("embedding"))
+    by_id = np.argsort(ids, kind="stable")
+    by_hash = np.lexsort((ids, hashes))[:sample_rows]
+    return matrix[by_id], matrix[by_hash]
+
+
+def ordered_rows(frame: "DataFrame", limit: int, salt: str) -> np.ndarray:
+    """Up to ``limit`` rows in a fixed pseudo-random order (hash of item_id), as a matrix."""
+    import pyspark.sql.functions as F
+
+    from sidlib.spark.embeddings import arrow_matrix, hash_fraction
+
+    ordered = frame.withColumn("_h", F.expr(hash_fraction("item_id", salt))).orderBy("_h", "item_id").limit(limit)
+    return arrow_matrix(ordered.select("embedding").toArrow().column("embedding"))
 
 
 def train_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
