@@ -24,8 +24,9 @@ demo: $(STAMP)
 # Classic-Spark tests run in their own process: a Spark Connect session in the same process makes
 # SparkSession.builder.master(...) fail (see DESIGN.md, engines).
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not classic_spark" tests
+	$(PY) -m pytest -q -m "not classic_spark and not cluster" tests
 	$(PY) -m pytest -q -m classic_spark tests
+	$(PY) -m pytest -q -m cluster tests
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
