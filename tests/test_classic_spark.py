@@ -88,3 +88,20 @@ def test_jobs_run_under_spark_submit_with_the_active_session(tmp_path: Path) -> 
                             capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"rows": 40' in result.stdout
+
+
+def test_active_session_gets_arrow_and_a_refused_setting_is_one_clear_error(tmp_path: Path) -> None:
+    """Jobs set what they need on a platform's session; a setting it cannot change (a static one here) is
+    a ConfigError naming it, not a traceback from inside Spark."""
+    from sidlib.config import EngineConfig
+    from sidlib.spark.session import open_session
+
+    cfg = demo_config(tmp_path, engine="spark", fmt="parquet")
+    with open_session(cfg.engine, cfg.tables) as spark:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "false")  # as plain spark-submit has it
+        with open_session(EngineConfig(name="active")) as active:
+            assert active.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+        refused = EngineConfig(name="active", spark_conf={"spark.sql.warehouse.dir": str(tmp_path / "elsewhere")})
+        with pytest.raises(ConfigError, match="does not allow setting spark.sql.warehouse.dir"):
+            with open_session(refused):
+                pass
