@@ -20,7 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sidlib.spark.standalone import LOOPBACK, StandaloneCluster, free_port
+from sidlib.config import TablesConfig
+from sidlib.spark import pointer
+from sidlib.spark.standalone import LOOPBACK, StandaloneCluster, finish, free_port
+from sidlib.spark.tables import Tables
 
 from conftest import EMBEDDING_CACHE, REPO_ROOT
 
@@ -186,23 +189,13 @@ def test_two_concurrent_refreshes_on_the_cluster_one_wins_nothing_lost(cluster: 
                                                                         tmp_path: Path) -> None:
     copy_of(ingested, tmp_path)
     args = ["--conf", DEMO_CONF, "engine.name=active", *common(tmp_path, "parquet"), "fit.signals=[text]"]
-    from sidlib.spark.standalone import python_environment
-
-    procs = [subprocess.Popen(cluster.submit_command(REPO_ROOT / "jobs" / "refresh.py", args, SUBMIT_CONF),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-                              env=python_environment(), stdin=subprocess.DEVNULL) for _ in range(2)]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        results += summaries(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), "refresh")
+    procs = [cluster.start_submit(REPO_ROOT / "jobs" / "refresh.py", args, SUBMIT_CONF, cwd=REPO_ROOT)
+             for _ in range(2)]
+    results = [summary for proc in procs for summary in summaries(finish(proc, 600), "refresh")]
     outcomes = sorted((r["signals"][0]["action"], r["signals"][0]["sid_version"]) for r in results)
     assert [a for a, _ in outcomes] == ["lost_race", "refit"], outcomes
     winner = next(v for a, v in outcomes if a == "refit")
     loser = next(v for a, v in outcomes if a == "lost_race")
-    from sidlib.config import TablesConfig
-    from sidlib.spark import pointer
-    from sidlib.spark.tables import Tables
-
     tables = Tables(spark=None, cfg=TablesConfig(root=str(tmp_path / "tables"), format="parquet"))  # type: ignore[arg-type]
     assert pointer.current(tables, "text").sid_version == winner
     for version in (winner, loser):  # both versions complete: the loser's stays for inspection or rollback
@@ -247,27 +240,23 @@ def test_killing_a_worker_mid_encode_loses_and_duplicates_nothing(tmp_path: Path
         overrides = ["fit.signals=[text]", "fit.bits=12", "fit.holdout_fraction=0.01"]
         on_cluster(cl, tmp_path, [("fit", overrides)])
         ui_port = free_port()
-        command = cl.submit_command(REPO_ROOT / "jobs" / "encode_items.py",
-                                    ["--conf", DEMO_CONF, "engine.name=active", *common(tmp_path, "parquet"),
-                                     "encode.sid_version=1"],
-                                    {**SUBMIT_CONF, "spark.cores.max": "2", "spark.ui.port": str(ui_port),
-                                     "spark.sql.files.maxPartitionBytes": "300k",
-                                     "spark.sql.files.openCostInBytes": "0"})
-        from sidlib.spark.standalone import python_environment
-
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-                                env=python_environment(), stdin=subprocess.DEVNULL)
+        proc = cl.start_submit(REPO_ROOT / "jobs" / "encode_items.py",
+                               ["--conf", DEMO_CONF, "engine.name=active", *common(tmp_path, "parquet"),
+                                "encode.sid_version=1"],
+                               {**SUBMIT_CONF, "spark.cores.max": "2", "spark.ui.port": str(ui_port),
+                                "spark.sql.files.maxPartitionBytes": "300k", "spark.sql.files.openCostInBytes": "0"},
+                               cwd=REPO_ROOT)
         deadline, killed = time.monotonic() + 300, None
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
             stage = running_save_stage(ui_port)
             if stage and stage["numCompleteTasks"] >= 3 and stage["numActiveTasks"] >= 1:
                 killed = (cl.kill_worker("worker1"), stage["numCompleteTasks"], stage["numTasks"])
             time.sleep(0.2)
-        out, err = proc.communicate(timeout=600)
-    assert killed is not None, f"the write stage finished before a worker could be killed:\n{err[-3000:]}"
+        result = finish(proc, 600)
+    assert killed is not None, f"the write stage finished before a worker could be killed:\n{result.stderr[-3000:]}"
     _, done_before_kill, tasks = killed
     assert done_before_kill < tasks
-    (summary,) = summaries(subprocess.CompletedProcess(command, proc.returncode, out, err), "encode under a kill")
+    (summary,) = summaries(result, "encode under a kill")
     assert summary["items_in_version"] == rows
     got = sids_of(tmp_path, 1)
     assert got["item_id"].tolist() == list(range(1, rows + 1))  # no gaps, no duplicates

@@ -14,7 +14,6 @@ import logging
 import time
 from typing import Any
 
-
 from sidlib.artifacts import Artifact, ArtifactStore
 from sidlib.config import SidlibConfig, to_dict
 from sidlib.metrics import reconstruction_report

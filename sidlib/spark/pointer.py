@@ -36,6 +36,10 @@ MAX_ATTEMPTS = 20
 class PointerConflict(SidlibError):
     """Another run switched the pointer first; this run's switch did not apply."""
 
+    def __init__(self, signal: str, held: "Pointer | None", version: int) -> None:
+        super().__init__(f"sid_pointer for {signal!r} was switched concurrently to "
+                         f"{held.sid_version if held else None}; this run's version {version} is not current")
+
 
 @dataclass(frozen=True)
 class Pointer:
@@ -57,8 +61,7 @@ def switch(tables: Tables, signal: str, version: int, model_version: str, *, exp
         table_version, pointers = _read(tables)
         held = pointers.get(signal)
         if (held.sid_version if held else None) != expected:
-            raise PointerConflict(f"sid_pointer for {signal!r} was switched concurrently to "
-                                  f"{held.sid_version if held else None}; this run's version {version} is not current")
+            raise PointerConflict(signal, held, version)
         if _commit(tables, table_version, {**pointers, signal: new}, signal):
             log.info("sid_pointer %s: %s -> %d", signal, expected, version)
             return new
@@ -177,8 +180,6 @@ def _merge_catalog(tables: Tables, new: Pointer) -> bool:
         raise
     held = _read(tables)[1].get(new.signal)
     if held is None or held.sid_version != new.sid_version:
-        raise PointerConflict(f"sid_pointer for {new.signal!r} was switched concurrently to "
-                              f"{None if held is None else held.sid_version}; this run's version "
-                              f"{new.sid_version} is not current")
+        raise PointerConflict(new.signal, held, new.sid_version)
     return True
 

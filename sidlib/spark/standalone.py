@@ -133,13 +133,18 @@ class StandaloneCluster:
             command += ["--conf", f"{key}={value}"]
         return command + [str(script), *args]
 
+    def start_submit(self, script: str | Path, args: Sequence[str] = (), conf: dict[str, str] | None = None, *,
+                     env: dict[str, str] | None = None, cwd: str | Path | None = None) -> subprocess.Popen[str]:
+        """Start one ``spark-submit`` in the background, output captured (for jobs run at once)."""
+        return subprocess.Popen(self.submit_command(script, args, conf), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**python_environment(), **(env or {})},
+                                cwd=cwd, stdin=subprocess.DEVNULL)
+
     def submit(self, script: str | Path, args: Sequence[str] = (), conf: dict[str, str] | None = None, *,
                timeout_s: float = 600, env: dict[str, str] | None = None, cwd: str | Path | None = None,
                ) -> subprocess.CompletedProcess[str]:
-        """Run one ``spark-submit`` to completion (bounded by ``timeout_s``), output captured."""
-        return subprocess.run(self.submit_command(script, args, conf), capture_output=True, text=True,
-                              timeout=timeout_s, env={**python_environment(), **(env or {})}, cwd=cwd,
-                              stdin=subprocess.DEVNULL)
+        """Run one ``spark-submit`` to completion (killed after ``timeout_s``)."""
+        return finish(self.start_submit(script, args, conf, env=env, cwd=cwd), timeout_s)
 
     # ------------------------------------------------------------------ internals
     def _launch(self, name: str, args: list[str]) -> None:
@@ -173,6 +178,17 @@ class StandaloneCluster:
                 proc.wait(timeout=20)
         for child in children:  # executors a worker launched, if they outlived it
             _signal(child, signal.SIGKILL)
+
+
+def finish(proc: subprocess.Popen[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Wait for a started ``spark-submit`` (killed after ``timeout_s``, which then raises)."""
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def _children(pid: int) -> list[int]:

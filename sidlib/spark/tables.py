@@ -235,10 +235,7 @@ class Tables:
     def _write_parquet(self, df: "DataFrame", table: str, expected: Mapping[str, str], *, mode: str,
                        partition_by: Sequence[str]) -> int | None:
         """Stage, then publish by rename (:mod:`sidlib.spark.parquet_commit`)."""
-        target = Path(self.location(table))
-        staged = parquet_commit.staging_path(target)
-        writer = df.write.format("parquet").mode("error")
-        (writer.partitionBy(*partition_by) if partition_by else writer).save(str(staged))
+        target, staged = self._stage_parquet(df, table, partition_by)
         if mode == "overwrite":
             parquet_commit.replace_dir(staged, target)
         elif mode == "append":
@@ -255,11 +252,17 @@ class Tables:
                              f"{list(partition_by)}, got {dict(partition)}")
         self._check_frame(df, table, expected)
         ((column, value),) = partition.items()
-        target = Path(self.location(table))
-        staged = parquet_commit.staging_path(target)
-        df.drop(column).write.format("parquet").mode("error").save(str(staged))
+        target, staged = self._stage_parquet(df.drop(column), table, ())
         parquet_commit.replace_dir(staged, parquet_commit.partition_dir(target, column, value))
         return self._after_write(table, expected)
+
+    def _stage_parquet(self, df: "DataFrame", table: str, partition_by: Sequence[str]) -> tuple[Path, Path]:
+        """``(table directory, fresh staging directory)`` with ``df`` written to the latter by the engine."""
+        target = Path(self.location(table))
+        staged = parquet_commit.staging_path(target)
+        writer = df.write.format("parquet").mode("error")
+        (writer.partitionBy(*partition_by) if partition_by else writer).save(str(staged))
+        return target, staged
 
     # -------------------------------------------------------------------- schemas
     def check_schema(self, table: str, expected: Mapping[str, str]) -> None:
