@@ -1,7 +1,8 @@
 """Job entry point; see `sidlib.jobs.rollback` for what it does.
 
-    python jobs/rollback.py --conf conf/demo.yaml encode.signal=text                   # to the previous version
-    python jobs/rollback.py --conf conf/demo.yaml encode.signal=text encode.sid_version=3
+    python jobs/rollback.py --conf conf/demo.yaml rollback.signal=text                     # to the previous version, held
+    python jobs/rollback.py --conf conf/demo.yaml rollback.signal=text rollback.sid_version=3
+    python jobs/rollback.py --conf conf/demo.yaml rollback.signal=text rollback.release=true  # let refresh decide again
 """
 
 import sys

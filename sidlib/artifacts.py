@@ -31,12 +31,14 @@ from typing import Any
 import torch
 
 from sidlib import __version__
-from sidlib.errors import SidlibError
+from sidlib.errors import SidlibError, check_writable_dir
 from sidlib.quantizers import Quantizer, load as load_quantizer, quantizer_class
 
 MANIFEST = "manifest.json"
 QUANTIZER_DIR = "quantizer"
 _VERSION_DIR = re.compile(r"^v(\d{6})$")
+#: What every reader of a manifest relies on.
+MANIFEST_KEYS = ("signal", "model_version", "cardinalities", "dim", "files")
 
 
 class ArtifactError(SidlibError):
@@ -84,9 +86,14 @@ class ArtifactStore:
                 return self.get(version)
         return None
 
+    def check_writable(self) -> None:
+        """Raise :class:`ArtifactError` unless versions can be published under the root (created if
+        missing): a fit calls this before it trains, not after."""
+        check_writable_dir(self.root, "artifacts.root", ArtifactError)
+
     def publish(self, quantizer: Quantizer, manifest: dict[str, Any]) -> Artifact:
         """Write ``quantizer`` and ``manifest`` as the next free version and return it."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.check_writable()
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
             quantizer.save(staging / QUANTIZER_DIR)
@@ -126,15 +133,40 @@ class ArtifactStore:
         manifest_file = path / MANIFEST
         if not manifest_file.is_file():
             raise ArtifactError(f"artifact version {version} not found under {self.root}")
-        manifest = json.loads(manifest_file.read_text())
+        manifest = _read_manifest(manifest_file, version)
         if verify:
-            for name, digest in manifest["files"].items():
-                file = (path / name).resolve()
-                if path not in file.parents or not file.is_file():
-                    raise ArtifactError(f"artifact version {version}: file {name} missing")
-                if _sha256(file) != digest:
-                    raise ArtifactError(f"artifact version {version}: checksum mismatch for {name}")
+            _verify_files(path, manifest["files"], version)
         return Artifact(version, path, manifest)
+
+
+def _read_manifest(file: Path, version: int) -> dict[str, Any]:
+    """The parsed manifest, or :class:`ArtifactError` if it is not JSON or lacks what loading needs."""
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"artifact version {version}: {MANIFEST} is unreadable ({exc})") from None
+    missing = [key for key in MANIFEST_KEYS if not isinstance(manifest, dict) or key not in manifest]
+    if missing:
+        raise ArtifactError(f"artifact version {version}: {MANIFEST} lacks {', '.join(missing)}")
+    if not isinstance(manifest["files"], dict):
+        raise ArtifactError(f"artifact version {version}: {MANIFEST} 'files' is not a mapping")
+    return manifest
+
+
+def _verify_files(path: Path, files: dict[str, str], version: int) -> None:
+    """Every file the manifest lists exists inside the version with its checksum, and every file of the
+    saved quantizer is listed: an unlisted file would be loaded unchecked."""
+    on_disk = {str(p.relative_to(path)) for p in (path / QUANTIZER_DIR).rglob("*") if p.is_file()}
+    unlisted = sorted(on_disk - set(files))
+    if unlisted or not files:
+        raise ArtifactError(f"artifact version {version}: {MANIFEST} has no checksum for "
+                            f"{', '.join(unlisted) or 'any file'}")
+    for name, digest in files.items():
+        file = (path / name).resolve()
+        if path not in file.parents or not file.is_file():
+            raise ArtifactError(f"artifact version {version}: file {name} missing")
+        if _sha256(file) != digest:
+            raise ArtifactError(f"artifact version {version}: checksum mismatch for {name}")
 
 
 def quantizer_to_bytes(quantizer: Quantizer) -> bytes:

@@ -1,6 +1,7 @@
 """Command-line runner shared by every job: ``python jobs/<job>.py --conf conf/x.yaml key=value ...``
 (also under ``spark-submit`` and as console scripts). Expected failures (bad config, missing tables,
-bad data) print one ``error: ...`` line and exit with status 2; the summary goes to stdout as JSON."""
+bad data, a table's files damaged underneath the engine) print one ``error: ...`` line and exit with
+status 2; the summary goes to stdout as JSON."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ def main(job: JobFn, argv: Sequence[str] | None = None, *, description: str = ""
         summary = run_with_session(job, cfg)
     except SidlibError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        from sidlib.spark.session import storage_failure
+
+        message = storage_failure(exc)
+        if message is None:
+            raise
+        logging.getLogger(__name__).debug("engine error", exc_info=True)
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
     print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +20,29 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 
 from sidlib.errors import ConfigError
+
+#: A packed SID is one int64 (``sidlib.sid.pack``): budgets beyond it cannot be encoded.
+MAX_BITS = 63
+#: Longest user history ``build_sequences`` accepts: every impression row carries this many events'
+#: codes and n-grams, so the row size (and each task's memory) grows with it.
+MAX_HISTORY_LENGTH = 100_000
+#: ``fit.device``: ``auto`` (CUDA when a task sees a GPU), ``cpu``, ``cuda`` or ``cuda:<index>``, ``mps``.
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+def check_at_least(section: str, obj: Any, bounds: Mapping[str, int | float]) -> None:
+    """Raise :class:`ConfigError` naming ``section.field`` for the first field below its lower bound
+    (``None`` values are skipped: they mean "not set")."""
+    for name, low in bounds.items():
+        value = getattr(obj, name)
+        if value is not None and value < low:
+            raise ConfigError(f"{section}.{name} must be at least {low}, got {value}")
+
+
+def check_bits(section: str, bits: float) -> None:
+    """A bit budget must be a positive, finite number of at most :data:`MAX_BITS`."""
+    if not (math.isfinite(bits) and 0 < bits <= MAX_BITS):
+        raise ConfigError(f"{section}.bits must be in (0, {MAX_BITS}] (a packed SID is one int64), got {bits}")
 
 
 @dataclass
@@ -42,8 +67,7 @@ class EngineConfig:
     memory_pool_mb: int | None = None
 
     def __post_init__(self) -> None:
-        if self.memory_pool_mb is not None and self.memory_pool_mb < 1:
-            raise ConfigError(f"engine.memory_pool_mb must be at least 1, got {self.memory_pool_mb}")
+        check_at_least("engine", self, {"memory_pool_mb": 1, "arrow_batch_rows": 1})
 
 
 @dataclass
@@ -69,8 +93,7 @@ class TablesConfig:
     target_file_mb: int = 16
 
     def __post_init__(self) -> None:
-        if self.target_file_mb < 1:
-            raise ConfigError(f"tables.target_file_mb must be at least 1, got {self.target_file_mb}")
+        check_at_least("tables", self, {"target_file_mb": 1})
         if self.database and self.format != "delta":
             raise ConfigError("catalog tables (tables.database) must be Delta: Parquet catalog tables have no "
                               "atomic partition replace or pointer swap; use tables.format=delta or path tables")
@@ -88,6 +111,9 @@ class IngestConfig:
     text_model_version: str = "all-MiniLM-L6-v2"
     #: Timestamp written to ``logged_at`` (ISO 8601); ``null`` uses the time of the run.
     logged_at: str | None = None
+
+    def __post_init__(self) -> None:
+        check_at_least("ingest", self, {"max_items": 1, "embed_batch_size": 1})
 
 
 @dataclass
@@ -133,11 +159,16 @@ class FitConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for name, low in (("sample_rows", 1), ("stat_partitions", 1), ("driver_fit_max_mb", 0), ("seed", 0)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"fit.{name} must be at least {low}, got {getattr(self, name)}")
+        check_bits("fit", self.bits)
+        check_at_least("fit", self, {"sample_rows": 1, "stat_partitions": 1, "driver_fit_max_mb": 0, "seed": 0})
         if not 0 <= self.holdout_fraction < 1:
             raise ConfigError(f"fit.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+        if self.em_sample_fraction is not None and not 0 < self.em_sample_fraction <= 1:
+            raise ConfigError(f"fit.em_sample_fraction must be in (0, 1] or null, got {self.em_sample_fraction}")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"fit.device must be auto, cpu, cuda, cuda:<index> or mps, got {self.device!r}")
+        if not self.signals:
+            raise ConfigError("fit.signals is empty: name at least one signal of content_embeddings")
 
 
 @dataclass
@@ -149,6 +180,35 @@ class EncodeConfig:
     sid_version: int | None = None
     #: ``full`` rewrites the version's partition; ``incremental`` encodes only items without a SID.
     mode: Literal["full", "incremental"] = "full"
+    #: How long to wait for another run writing the same version to finish (runs take turns).
+    lock_wait_s: float = 3600
+
+    def __post_init__(self) -> None:
+        check_at_least("encode", self, {"lock_wait_s": 0})
+
+
+@dataclass
+class RefreshConfig:
+    """``refresh``: when a new upstream ``model_version`` may replace the current SID version."""
+
+    #: Share of the items the current version covers that must have an embedding from the new model
+    #: before a refit on it may switch the pointer. Below it (a rollout still under way) refresh keeps
+    #: the current version, encodes new items with it, and reports the coverage.
+    min_rollout_coverage: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_rollout_coverage <= 1:
+            raise ConfigError(f"refresh.min_rollout_coverage must be in (0, 1], got {self.min_rollout_coverage}")
+
+
+@dataclass
+class RollbackConfig:
+    """``rollback``: point ``signal`` back at ``sid_version`` (default: the version it replaced) and
+    hold it there, so scheduled refreshes neither refit nor switch it; ``release: true`` lifts the hold."""
+
+    signal: str = "text"
+    sid_version: int | None = None
+    release: bool = False
 
 
 @dataclass
@@ -166,14 +226,25 @@ class SweepConfig:
     sample_rows: int = 20_000
     output: str = "conf/generated/best_layout.yaml"
 
+    def __post_init__(self) -> None:
+        check_bits("sweep", self.bits)
+        check_at_least("sweep", self, {"max_points": 1, "sample_rows": 1})
+
 
 @dataclass
 class DataQualityConfig:
-    """What to do with unusable ``content_embeddings`` rows (null, wrong dimension, NaN/inf,
-    duplicates): ``quarantine`` writes them to ``rejected_rows`` with a reason and goes on,
+    """What to do with unusable ``content_embeddings`` rows (null id or vector, wrong dimension,
+    NaN/inf, out-of-range values, all-zero vectors, duplicates): ``quarantine`` writes them to ``rejected_rows`` with a reason and goes on,
     ``fail`` stops the job. Either way the summary counts them."""
 
     on_bad_rows: Literal["quarantine", "fail"] = "quarantine"
+    #: Largest absolute value an embedding may hold. Beyond it a row is rejected (``value out of
+    #: range``): sums of squares of such values overflow float32 and poison a fit with inf/NaN.
+    max_abs_value: float = 1e6
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_abs_value < 1e18:
+            raise ConfigError(f"data_quality.max_abs_value must be in (0, 1e18), got {self.max_abs_value}")
 
 
 @dataclass
@@ -192,6 +263,12 @@ class SequencesConfig:
     #: Target impressions per written file (its row group is what Petastorm reads at once; a row is
     #: ~2 KB decoded at history_length 50).
     rows_per_file: int = 50_000
+
+    def __post_init__(self) -> None:
+        check_at_least("sequences", self, {"history_length": 1, "max_events_per_task": 1, "rows_per_file": 1})
+        if self.history_length > MAX_HISTORY_LENGTH:
+            raise ConfigError(f"sequences.history_length must be at most {MAX_HISTORY_LENGTH}, got "
+                              f"{self.history_length}")
 
 
 @dataclass
@@ -264,6 +341,8 @@ class SidlibConfig:
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    rollback: RollbackConfig = field(default_factory=RollbackConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     data_quality: DataQualityConfig = field(default_factory=DataQualityConfig)
     sequences: SequencesConfig = field(default_factory=SequencesConfig)

@@ -41,6 +41,7 @@ SID_POINTER = {
     "previous_version": "bigint",
     "model_version": "string",
     "switched_at": "timestamp",
+    "held": "boolean",
 }
 
 #: Quarantined input rows: what was wrong, which job saw it, in which version of the source table.

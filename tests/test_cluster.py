@@ -140,7 +140,7 @@ def test_every_job_on_the_cluster_and_sids_equal_the_embedded_engines(cluster: S
         ("inspect", []), *fits, ("encode", ["encode.sid_version=1", "encode.mode=incremental"]),
         ("refresh", []), ("refresh", []),  # no pointer: fit + encode + switch both signals; then incremental
         ("ingest", ["ingest.text_model_version=minilm-v2"]), ("refresh", []),  # new upstream model: text v5
-        ("rollback", ["encode.signal=text"]), ("rollback", ["encode.signal=text", "encode.sid_version=5"]),
+        ("rollback", ["rollback.signal=text"]), ("rollback", ["rollback.signal=text", "rollback.sid_version=5"]),
         ("sweep", ["sweep.quantizer=dpca", "sweep.bits=12", "sweep.max_points=2", f"sweep.output={on / 'best.yaml'}"]),
         ("sequences", ["sequences.history_length=10"]), ("export", []),
         ("evaluate", ["evaluate.variants=[id,side]", "evaluate.seeds=[0]", "evaluate.epochs=1", "evaluate.max_steps=3",

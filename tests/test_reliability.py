@@ -40,6 +40,20 @@ FAULTS = {
     "two refresh runs at once": "one consistent current version whose rows are complete; no duplicate rows; the loser reports lost_race or fails cleanly",
     "SQL injection through a table name or identifier": "ConfigError before any SQL runs",
     "table name pointing outside tables.root": "ConfigError",
+    # round two (tests/test_adversarial_inputs.py, test_concurrent_jobs.py, test_bad_configs.py, test_pointer_race.py)
+    "wrong-dimension rows in the first data file scanned (full encode, refresh)": "the most common dimension wins; the rows are quarantined, every other item encoded, no orphan artifact",
+    "two full encodes of one new version at once (two processes, 3 rounds)": "they take turns on a per-version lock; each item written once, both exit 0",
+    "new upstream model on only part of the items": "refresh keeps the current version (rollout_incomplete, with coverage) until refresh.min_rollout_coverage is met",
+    "null item_id, null signal / model_version, all-zero vector, values near 3e38": "quarantined with a reason (the encode UDF and the SQL checks agree); the fit's metrics stay finite",
+    "rerun over the same bad rows": "rejected_rows gains no copies",
+    "the same rollback run twice, then a scheduled refresh": "already_held, no flip back; refresh reports held and neither refits nor switches until rollback.release=true",
+    "two concurrent pointer switches, rollbacks, or first pointer creations (two processes, 5 rounds)": "one wins, the other lost_race; no traceback; both signals' pointers kept",
+    "out-of-range sizes (fit.bits 64/100/inf, 2**21-code levels, history_length 10^9)": "one error: line before any work (no memory exhaustion)",
+    "bad settings of every job (48 cases: negative counts, unknown params, bad device, unwritable roots)": "one error: line, exit 2",
+    "damaged tables: deleted first Delta log entry, garbage log entry, truncated or deleted part file": "one error: line naming the engine's failure, exit 2, nothing written",
+    "damaged manifest: truncated, no files, empty files": "ArtifactError (one error: line); no quantizer is loaded unchecked",
+    "symlink under tables.root pointing elsewhere": "ConfigError before any write; nothing lands outside the root",
+    "sweep.output naming a file the sweep did not write": "ConfigError before any work; the file is untouched",
 }
 
 
@@ -47,6 +61,13 @@ def test_fault_list() -> None:
     for fault, outcome in FAULTS.items():
         print(f"- {fault}: {outcome}")
     assert len(FAULTS) >= 10
+
+
+def test_readme_lists_every_fault_with_its_outcome() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Operating the pipeline"):]
+    missing = [fault for fault, outcome in FAULTS.items() if f"| {fault} | {outcome} |" not in section]
+    assert not missing, missing
 
 
 def _append_embeddings(tables: Tables, rows: list[dict]) -> None:  # type: ignore[type-arg]

@@ -36,15 +36,17 @@ def test_quantizers_fit_and_encode_read_only_input_silently():
         assert q.encode(matrix).shape == (600, 2)
 
 
-def test_valid_embeddings_drops_what_the_sql_checks_reject():
-    from sidlib.spark.embeddings import valid_embeddings
+def test_usable_rows_drops_what_the_sql_checks_reject():
+    from sidlib.spark.embeddings import usable_rows
 
     good = [0.5, 1.0, 2.0]
     column = pa.array([good, None, [1.0, 2.0], [float("nan"), 0.0, 0.0], [float("inf"), 0.0, 0.0],
-                       [1.0, None, 2.0], [3.0, 2.0, 1.0]], pa.list_(pa.float32()))
-    keep, matrix = valid_embeddings(column, 3)
-    assert keep.tolist() == [True, False, False, False, False, False, True]
+                       [1.0, None, 2.0], [3.0, 2.0, 1.0], [0.0, -0.0, 0.0], [3e38, 1.0, 1.0], [-2e6, 0.0, 0.0],
+                       good], pa.list_(pa.float32()))
+    ids = pa.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, None], pa.int64())
+    keep, matrix = usable_rows(ids, column, 3, 1e6)
+    assert keep.tolist() == [True, False, False, False, False, False, True, False, False, False, False]
     assert matrix.tolist() == [good, [3.0, 2.0, 1.0]]
     clean = pa.array([good, good], pa.list_(pa.float32()))
-    keep, matrix = valid_embeddings(clean, 3)
+    keep, matrix = usable_rows(pa.array([1, 2]), clean, 3, 1e6)
     assert keep is None and matrix.shape == (2, 3) and not matrix.flags.writeable  # read in place

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from sidlib import schemas
+from sidlib import locks, schemas
 from sidlib.artifacts import Artifact, ArtifactError, ArtifactStore
 from sidlib.config import SidlibConfig
 from sidlib.sid import hash_size
@@ -20,6 +20,9 @@ from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, read_signal, sett
 from sidlib.spark.encode import encode_batches
 
 log = logging.getLogger(__name__)
+
+#: Lock files of the runs writing ``item_sids`` versions, under ``artifacts.root``.
+LOCK_DIR = ".locks"
 
 
 def resolve_artifact(cfg: SidlibConfig, tables: Any, signal: str, version: int | None) -> Artifact:
@@ -49,15 +52,26 @@ def sid_partitioning(table_format: str) -> list[str]:
 
 def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str, *,
                   source_version: int | None = None) -> dict[str, Any]:
-    start = time.perf_counter()
+    """Encode with ``artifact`` into its ``item_sids`` version. Runs writing one version take turns
+    (a lock per version under ``artifacts.root``): two writers of a new version would otherwise both
+    append every row, and two incremental runs would both add the same missing items."""
     hash_size(artifact.manifest["cardinalities"])  # the packed SID must fit int64: fail before any work
+    lock = ArtifactStore(cfg.artifacts.root).root / LOCK_DIR / f"item_sids-v{artifact.version:06d}.lock"
+    with locks.exclusive(lock, f"encoding item_sids version {artifact.version}", cfg.encode.lock_wait_s):
+        return _encode_locked(cfg, tables, artifact, mode, source_version)
+
+
+def _encode_locked(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
+                   source_version: int | None) -> dict[str, Any]:
+    start = time.perf_counter()
     if artifact.signal == FUSION_SIGNAL:
         data, _ = read_fused(tables, artifact.manifest["fit"]["signals"], quality=cfg.data_quality, job="encode_items",
                              model_versions=json.loads(artifact.model_version), source_version=source_version)
     else:
-        # a full encode reads every row once anyway: the UDF checks the rows (see read_signal's defer_checks)
+        # a full encode reads every row once anyway: the UDF checks the rows (see read_signal's defer_to_dim)
         data = read_signal(tables, artifact.signal, model_version=artifact.model_version, quality=cfg.data_quality,
-                           job="encode_items", source_version=source_version, defer_checks=mode == "full")
+                           job="encode_items", source_version=source_version,
+                           defer_to_dim=artifact.manifest["dim"] if mode == "full" else None)
     if data.dim != artifact.manifest["dim"]:
         raise ArtifactError(f"artifact v{artifact.version} expects dim {artifact.manifest['dim']} but "
                             f"{artifact.signal} embeddings have dim {data.dim}")
@@ -69,7 +83,8 @@ def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
         before = existing.count()
         frame = frame.join(existing, "item_id", "left_anti")
     encoded = frame.mapInArrow(encode_batches(str(ArtifactStore(cfg.artifacts.root).root), artifact.version,
-                                               artifact.signal, data.dim), schemas.ddl(schemas.ITEM_SIDS))
+                                               artifact.signal, data.dim, cfg.data_quality.max_abs_value),
+                               schemas.ddl(schemas.ITEM_SIDS))
     layout = sid_partitioning(cfg.tables.format)
     if mode == "incremental":
         version = tables.upsert(encoded, "item_sids", ["item_id", "sid_version"], expected=schemas.ITEM_SIDS,

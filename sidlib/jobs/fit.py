@@ -71,10 +71,13 @@ def read_inputs(cfg: SidlibConfig, tables: Any, source_version: int | None) -> t
 
 def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) -> dict[str, Any]:
     store = ArtifactStore(cfg.artifacts.root)
+    store.check_writable()
     source_version = tables.version("content_embeddings") if source_version is None else source_version
     data, layout = read_inputs(cfg, tables, source_version)
     spec = quantizer_spec(cfg)
     spec["params"].update(layout)
+    for sd in data.values():  # a spec that cannot be built fails here, before any training
+        build_quantizer(spec, sd.dim)
     holdout = split_expr(cfg)
     fitted: dict[str, tuple[Any, int, float]] = {}
     if is_distributed_em(spec):

@@ -4,12 +4,16 @@ For each signal in ``fit.signals``: if the newest upstream ``model_version`` in 
 differs from the one the current SID version was trained on (or there is no current version), fit a
 new version, encode every item with it, report how many items' SID prefixes changed, and switch the
 pointer atomically (the old version stays in ``item_sids`` and the artifact store for rollback).
-Otherwise encode only new items with the current version.
+Otherwise encode only new items with the current version. Two cases also keep the current version and
+only encode new items with it, saying why in the summary: a pointer a rollback holds (``held``), and
+a new model whose embeddings do not yet cover ``refresh.min_rollout_coverage`` of the items the
+current version covers (``rollout_incomplete``: a refit then would drop the others' SIDs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import Any
 
@@ -34,6 +38,33 @@ def prefix_changes(tables: Any, old: int, new: int) -> dict[str, int]:
     return {k: int(row[k] or 0) for k in ("compared", "prefix_changed", "sid_changed")}
 
 
+def rollout_coverage(tables: Any, signal: str, covered_by: int, model_version: str,
+                     source_version: int | None) -> dict[str, int]:
+    """Of the items SID version ``covered_by`` covers, how many have an embedding of ``signal`` from
+    ``model_version`` (a fused signal: from each input signal's model)."""
+    import pyspark.sql.functions as F
+
+    content = tables.read("content_embeddings", version=source_version)
+    models = json.loads(model_version) if signal == FUSION_SIGNAL else {signal: model_version}
+    ready = None
+    for name, version in models.items():
+        ids = content.where((F.col("signal") == name) & (F.col("model_version") == version)
+                            & F.col("embedding").isNotNull()).select("item_id").distinct()
+        ready = ids if ready is None else ready.unionByName(ids)
+    ready = ready.distinct().withColumn("_ready", F.lit(1))  # type: ignore[union-attr]
+    items = tables.read_unpinned("item_sids").where(F.col("sid_version") == int(covered_by)).select("item_id")
+    row = items.join(ready, "item_id", "left").agg(F.count("*").alias("items"), F.count("_ready").alias("ready")).collect()[0]
+    return {"items": int(row["items"]), "with_new_model": int(row["ready"] or 0)}
+
+
+def keep_current(cfg: SidlibConfig, tables: Any, signal: str, current: pointer.Pointer, action: str,
+                 source_version: int | None, **details: Any) -> dict[str, Any]:
+    """Encode new items with the current version; the pointer stays."""
+    artifact = ArtifactStore(cfg.artifacts.root).get(current.sid_version)
+    encoded = encode_signal(cfg, tables, artifact, "incremental", source_version=source_version)
+    return {"signal": signal, "action": action, "sid_version": current.sid_version, **details, "encode": encoded}
+
+
 def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: int | None) -> dict[str, Any]:
     store = ArtifactStore(cfg.artifacts.root)
     current = pointer.current(tables, signal)
@@ -41,8 +72,20 @@ def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: 
     trained_on = store.get(current.sid_version).model_version if current else None
     if current is not None and trained_on == upstream:
         log.info("%s: upstream model %s unchanged; incremental encode with v%d", signal, upstream, current.sid_version)
-        encoded = encode_signal(cfg, tables, store.get(current.sid_version), "incremental", source_version=source_version)
-        return {"signal": signal, "action": "incremental", "sid_version": current.sid_version, "encode": encoded}
+        return keep_current(cfg, tables, signal, current, "incremental", source_version)
+    if current is not None and current.held:
+        log.warning("%s: sid_pointer is held at v%d by a rollback; not refitting on upstream model %s "
+                    "(release it with rollback.signal=%s rollback.release=true)", signal, current.sid_version,
+                    upstream, signal)
+        return keep_current(cfg, tables, signal, current, "held", source_version, model_version=upstream)
+    if current is not None:
+        coverage = rollout_coverage(tables, signal, current.sid_version, upstream, source_version)
+        if coverage["with_new_model"] < cfg.refresh.min_rollout_coverage * coverage["items"]:
+            log.warning("%s: upstream model %s covers %d of the %d items v%d covers (refresh.min_rollout_coverage "
+                        "%s); keeping v%d until the rollout completes", signal, upstream, coverage["with_new_model"],
+                        coverage["items"], current.sid_version, cfg.refresh.min_rollout_coverage, current.sid_version)
+            return keep_current(cfg, tables, signal, current, "rollout_incomplete", source_version,
+                                model_version=upstream, rollout=coverage)
     log.info("%s: upstream model %s (current SID trained on %s): fitting a new version", signal, upstream, trained_on)
     signals = cfg.fit.signals if signal == FUSION_SIGNAL else [signal]
     fit_cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, signals=signals, model_version=upstream))

@@ -15,7 +15,7 @@ from typing import Any
 
 from sidlib import schemas
 from sidlib.config import SidlibConfig
-from sidlib.errors import ConfigError, TableError
+from sidlib.errors import TableError
 from sidlib.spark import pointer
 from sidlib.spark.sequences import build_sequences
 from sidlib.spark.tables import sql_literal
@@ -70,12 +70,6 @@ def item_sid_layout(sids: Any, signal: str, version: int) -> dict[str, int]:
 
 def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     sc = cfg.sequences
-    if sc.history_length < 1:
-        raise ConfigError(f"sequences.history_length must be >= 1, got {sc.history_length}")
-    if sc.max_events_per_task < 1:
-        raise ConfigError(f"sequences.max_events_per_task must be >= 1, got {sc.max_events_per_task}")
-    if sc.rows_per_file < 1:
-        raise ConfigError(f"sequences.rows_per_file must be >= 1, got {sc.rows_per_file}")
     start = time.perf_counter()
 
     events = tables.read("events")

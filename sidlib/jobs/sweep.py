@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,33 @@ from sidlib.sweep import layout_grid
 
 log = logging.getLogger(__name__)
 
+#: First line of every config file the sweep writes: the only files it will overwrite.
+HEADER = "# Written by the sweep job"
+
+
+def checked_output(path: str) -> Path:
+    """``sweep.output``, refused before any work when writing it would destroy a file the sweep did not
+    write (a hand-kept config, or anything else the path happens to name)."""
+    out = Path(path)
+    if out.is_dir():
+        raise ConfigError(f"sweep.output {out} is a directory; name a .yaml file")
+    if out.exists():
+        try:
+            with out.open(errors="replace") as fh:
+                ours = fh.readline().startswith(HEADER)
+        except OSError as exc:
+            raise ConfigError(f"sweep.output {out} cannot be read ({exc.strerror}); it will not be overwritten") from None
+        if not ours:
+            raise ConfigError(f"sweep.output {out} exists and was not written by the sweep job; "
+                              f"it will not be overwritten: choose another path or move it")
+    return out
+
 
 def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     import pyspark.sql.functions as F
 
     sweep = cfg.sweep
+    out = checked_output(sweep.output)
     grid = list(sweep.grid) or layout_grid(sweep.quantizer, sweep.bits)[: sweep.max_points]
     if not grid:
         raise ConfigError(f"sweep grid is empty for {sweep.quantizer} at {sweep.bits} bits")
@@ -54,8 +77,9 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     best = json.loads(fitted["params"].iloc[0])
     best_cfg = dataclasses.replace(cfg, fit=dataclasses.replace(
         cfg.fit, signals=[sweep.signal], quantizer=sweep.quantizer, bits=sweep.bits, params={**cfg.fit.params, **best}))
-    out = Path(sweep.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# Written by the sweep job: best {sweep.quantizer} layout for {sweep.bits} bits on "
-                   f"{sweep.signal}\n" + yaml.safe_dump(to_dict(best_cfg), sort_keys=False))
+    staged = out.with_name(f".{out.name}.tmp")
+    staged.write_text(f"{HEADER}: best {sweep.quantizer} layout for {sweep.bits} bits on "
+                      f"{sweep.signal}\n" + yaml.safe_dump(to_dict(best_cfg), sort_keys=False))
+    os.replace(staged, out)  # a reader sees the old file or the new one, never half of it
     return {"job": "sweep", "best": best, "config": str(out), "results": results.to_dict(orient="records")}

@@ -26,17 +26,28 @@ from sidlib.quantizers.residual import PrefixView
 from sidlib.validation import as_float_matrix, as_tensor
 
 
+#: Largest codebook per level. Codebooks are allocated when the quantizer is built and every encode
+#: scores a batch against a whole level, so a larger one is refused up front rather than exhausting
+#: memory (3 x 2**21 x 384 floats, the layout of 64 bits over 3 levels, took 9.7 GB before any data).
+MAX_CODEBOOK_BITS = 16
+MAX_CODEBOOK_SIZE = 2 ** MAX_CODEBOOK_BITS
+
+
 def residual_layout(bits: float, levels: int, codebook_size: int | None) -> tuple[int, int]:
     """``(levels, codebook_size)`` for a bit budget: ``codebook_size`` defaults to
     ``2 ** round(bits / levels)`` (24 bits, 3 levels -> 3 x 256); an explicit size wins over ``bits``."""
     if int(levels) != levels or levels < 1:
         raise InvalidInputError(f"levels must be a positive integer, got {levels}")
     if codebook_size is None:
-        if not bits > 0:
-            raise InvalidInputError(f"bits must be positive, got {bits}")
-        codebook_size = 2 ** round(bits / levels)
-    if int(codebook_size) != codebook_size or codebook_size < 2:
-        raise InvalidInputError(f"codebook_size must be an integer >= 2, got {codebook_size}")
+        if not 0 < bits < float("inf"):
+            raise InvalidInputError(f"bits must be positive and finite, got {bits}")
+        exponent = round(bits / levels)
+        if exponent > MAX_CODEBOOK_BITS:
+            raise InvalidInputError(f"{bits} bits over {levels} levels would need codebooks of 2**{exponent} codes "
+                                    f"(at most 2**{MAX_CODEBOOK_BITS}): use more levels or fewer bits")
+        codebook_size = 2 ** exponent
+    if int(codebook_size) != codebook_size or not 2 <= codebook_size <= MAX_CODEBOOK_SIZE:
+        raise InvalidInputError(f"codebook_size must be an integer in [2, {MAX_CODEBOOK_SIZE}], got {codebook_size}")
     return int(levels), int(codebook_size)
 
 

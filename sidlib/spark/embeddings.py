@@ -1,11 +1,13 @@
 """Read one signal's embeddings from ``content_embeddings``, validated, for fitting and encoding.
 
-Rows that cannot be used are never dropped silently: each gets a reason (``null embedding``,
-``wrong dimension``, ``non-finite value``, ``duplicate``), is counted in the job summary and, by the
-``data_quality.on_bad_rows`` policy, either quarantined to ``rejected_rows`` or fails the job.
+Rows that cannot be used are never dropped silently: each gets a reason (``null item_id``,
+``null embedding``, ``wrong dimension``, ``non-finite value``, ``value out of range``, ``all-zero
+vector``, ``duplicate``, and ``null signal`` / ``null model_version`` for rows no read selects), is
+counted in the job summary and, by the ``data_quality.on_bad_rows`` policy, either quarantined to
+``rejected_rows`` (once: a rerun over the same rows adds none) or fails the job.
 Validation is SQL expressions on the engine, so bad rows are found without collecting anything; a
 consumer that reads every embedding anyway (the full encode) may instead check rows as it reads them
-(:func:`valid_embeddings`, the same rule in numpy) and have the dropped ones classified afterwards.
+(:func:`usable_rows`, the same rule in numpy) and have the dropped ones classified afterwards.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class SignalData:
     rows: int
     rejected: dict[str, int] = field(default_factory=dict)
     #: ``False``: ``frame`` holds every row of the signal, unchecked, ``rows`` counts them all and the
-    #: consumer drops bad rows itself, then calls :func:`settle_deferred` (see ``defer_checks``).
+    #: consumer drops bad rows itself, then calls :func:`settle_deferred` (see ``defer_to_dim``).
     checked: bool = True
 
 
@@ -68,17 +70,19 @@ def read_signal(
     quality: DataQualityConfig,
     job: str,
     source_version: int | None = None,
-    defer_checks: bool = False,
+    defer_to_dim: int | None = None,
 ) -> SignalData:
     """Valid embeddings of ``signal`` at ``model_version`` (default: the newest one), with bad rows
     handled by ``quality``. ``dim`` defaults to the most common embedding size of the signal.
 
-    ``defer_checks`` is for a consumer that reads every row once anyway and can drop bad
-    rows itself (the encode UDF, :func:`valid_embeddings`): checking first costs a scan that decodes
-    every embedding, about a third of the encode job. When bad rows would be quarantined and no item id
-    repeats, the rows come back unchecked (``checked=False``) and :func:`settle_deferred`, given how
-    many rows the consumer kept, classifies and quarantines the bad ones only if there were any. With
-    ``on_bad_rows: fail`` the check still comes first, so nothing is written from bad data."""
+    ``defer_to_dim`` is for a consumer that reads every row once anyway and drops rows that are not
+    usable ``defer_to_dim``-long embeddings itself (the encode UDF, :func:`usable_rows`): checking first
+    costs a scan that decodes every embedding, about a third of the encode job. When bad rows would be
+    quarantined, no item id repeats and a sample of rows has that size, the rows come back unchecked
+    (``checked=False``) and :func:`settle_deferred`, given how many rows the consumer kept, classifies
+    and quarantines the bad ones only if there were any. Otherwise (``on_bad_rows: fail``, repeated ids,
+    or a sample of another size, which may be the table's real size or a few bad rows that happen to
+    come first) the full check runs and finds the most common size."""
     import pyspark.sql.functions as F
     from pyspark.sql import Window
 
@@ -86,41 +90,34 @@ def read_signal(
     version = tables.reads[-1].version
     tables.check_schema("content_embeddings", schemas.CONTENT_EMBEDDINGS)
     model_version = model_version or latest_model_version(df, signal)
+    unattributed = _quarantine_unattributed(tables, df, signal, quality, job, version)
     rows = df.where((F.col("signal") == signal) & (F.col("model_version") == model_version))
     duplicated = has_duplicate_ids(rows)
-    if defer_checks and quality.on_bad_rows == "quarantine" and not duplicated:
-        n = rows.count()
-        if dim is None:  # the most common size among a few rows stands in for the profile's
-            sizes = rows.where(F.col("embedding").isNotNull()).select(F.size("embedding").alias("n")).limit(1000)
-            common = sizes.groupBy("n").count().orderBy(F.col("count").desc(), "n").limit(1).collect()
-            dim = int(common[0]["n"]) if common else None
-        if n and dim is not None:
+    if defer_to_dim is not None and quality.on_bad_rows == "quarantine" and not duplicated:
+        n, sampled = rows.count(), _sampled_size(rows)
+        if n and sampled == defer_to_dim:
             log.info("signal %s@%s: %d rows (dim %d) from content_embeddings v%s, checked while encoding",
-                     signal, model_version, n, dim, version)
-            return SignalData(rows.select("item_id", "embedding"), signal, model_version, int(dim), version, n,
-                              checked=False)
-    # No lambda (exists(...)): Sail loses a lambda's column binding when a filter on its result is
-    # pushed down. array_max is NaN when any element is NaN; array_compact drops null elements.
-    non_finite = ("isnan(array_max(embedding)) OR array_max(embedding) = double('inf') "
-                  "OR array_min(embedding) = double('-inf') OR size(array_compact(embedding)) != size(embedding)")
-    # One scan profiles every row (size, null, non-finite): it gives the dimension and, unless ids
-    # repeat, every count; the encode or fit pass is then the only other read of the embeddings.
-    profile = [(-1 if r["n"] is None else int(r["n"]), bool(r["is_null"]), bool(r["bad"]), int(r["count"])) for r in rows.groupBy(
-        F.size("embedding").alias("n"), F.col("embedding").isNull().alias("is_null"),
-        F.coalesce(F.expr(non_finite), F.lit(False)).alias("bad")).count().collect()]
+                     signal, model_version, n, defer_to_dim, version)
+            return SignalData(rows.select("item_id", "embedding"), signal, model_version, int(defer_to_dim), version,
+                              n, unattributed, checked=False)
+        log.info("signal %s@%s: sampled rows have dim %s, not %d: checking every row first", signal,
+                 model_version, sampled, defer_to_dim)
+    values = value_problem_sql(quality.max_abs_value)
+    # One scan profiles every row (size and the size-independent problems): it gives the dimension and,
+    # unless ids repeat, every count; the encode or fit pass is then the only other read of the embeddings.
+    profile = [(-1 if r["n"] is None else int(r["n"]), r["problem"], int(r["count"])) for r in rows.groupBy(
+        F.size("embedding").alias("n"), F.expr(f"CASE {_IDENTITY_CASES} ELSE {values} END").alias("problem"),
+    ).count().collect()]
     if dim is None:
         sizes: Counter[int] = Counter()
-        for size, is_null, _, count in profile:
-            if not is_null:
+        for size, problem, count in profile:
+            if problem not in IDENTITY_PROBLEMS:
                 sizes[size] += count
         if not sizes:
             raise TableError(f"no usable rows for signal {signal!r} at model_version {model_version!r}")
         dim = min(sizes, key=lambda size: (-sizes[size], size))
-    row_problem = F.expr(
-        f"CASE WHEN embedding IS NULL THEN 'null embedding' "
-        f"WHEN size(embedding) != {int(dim)} THEN 'wrong dimension' "
-        f"WHEN {non_finite} THEN 'non-finite value' ELSE NULL END"
-    )
+    row_problem = F.expr(f"CASE {_IDENTITY_CASES} WHEN size(embedding) != {int(dim)} THEN 'wrong dimension' "
+                         f"ELSE {values} END")
     checked = rows.withColumn(REASON, row_problem)
     if duplicated:
         # Among an item's rows the usable, most recently logged one wins; the others are duplicates, so a
@@ -133,8 +130,8 @@ def read_signal(
         rejected: dict[str | None, int] = {r[REASON]: int(r["count"]) for r in checked.groupBy(REASON).count().collect()}
     else:
         rejected = Counter()
-        for size, is_null, bad, count in profile:
-            rejected[_reason(size, is_null, bad, int(dim))] += count
+        for size, problem, count in profile:
+            rejected[_reason(size, problem, int(dim))] += count
     n = rejected.pop(None, 0)
     rejected = {reason: count for reason, count in rejected.items() if count}
     if rejected:
@@ -144,9 +141,57 @@ def read_signal(
     valid = (checked.where(F.col(REASON).isNull()) if rejected else rows).select("item_id", "embedding")
     if n == 0:
         raise TableError(f"no valid rows for signal {signal!r} at model_version {model_version!r}")
+    rejected = {**unattributed, **rejected}
     log.info("signal %s@%s: %d valid rows (dim %d) from content_embeddings v%s, rejected %s",
              signal, model_version, n, dim, version, rejected or "none")
     return SignalData(valid, signal, model_version, int(dim), version, n, rejected)
+
+
+#: Problems found before the size is looked at: such a row has no usable id or no vector at all.
+IDENTITY_PROBLEMS = ("null item_id", "null embedding")
+_IDENTITY_CASES = "WHEN item_id IS NULL THEN 'null item_id' WHEN embedding IS NULL THEN 'null embedding'"
+#: Rows whose size decides nothing about the table's dimension: a quick look at this many picks
+#: the size a deferred check expects, and the full profile runs when they disagree.
+SIZE_SAMPLE_ROWS = 1000
+
+
+def value_problem_sql(max_abs_value: float) -> str:
+    """SQL ``CASE`` of what is wrong with an embedding's values (``NULL``: nothing), in the order
+    :func:`usable_rows` applies in numpy. No lambda (``exists(...)``): Sail loses a lambda's column
+    binding when a filter on its result is pushed down. ``array_max`` is NaN when any element is NaN;
+    ``array_compact`` drops null elements."""
+    bound = float(max_abs_value)
+    return ("CASE WHEN isnan(array_max(embedding)) OR array_max(embedding) = double('inf') "
+            "OR array_min(embedding) = double('-inf') OR size(array_compact(embedding)) != size(embedding) "
+            "THEN 'non-finite value' "
+            f"WHEN abs(array_max(embedding)) > double('{bound!r}') OR abs(array_min(embedding)) > double('{bound!r}') "
+            "THEN 'value out of range' "
+            "WHEN array_max(embedding) = 0 AND array_min(embedding) = 0 THEN 'all-zero vector' ELSE NULL END")
+
+
+def _sampled_size(rows: "DataFrame") -> int | None:
+    """The most common embedding size among a few non-null rows (``None``: there are none)."""
+    import pyspark.sql.functions as F
+
+    sizes = rows.where(F.col("embedding").isNotNull()).select(F.size("embedding").alias("n")).limit(SIZE_SAMPLE_ROWS)
+    common = sizes.groupBy("n").count().orderBy(F.col("count").desc(), "n").limit(1).collect()
+    return int(common[0]["n"]) if common else None
+
+
+def _quarantine_unattributed(tables: Tables, df: "DataFrame", signal: str, quality: DataQualityConfig, job: str,
+                             version: int | None) -> dict[str, int]:
+    """Rows no read can use because their ``signal`` (any row) or, for ``signal``, ``model_version``
+    is null: counted and handled like other bad rows (they would otherwise vanish in the filter)."""
+    import pyspark.sql.functions as F
+
+    orphans = df.where(F.col("signal").isNull() | ((F.col("signal") == signal) & F.col("model_version").isNull()))
+    # no ``otherwise``: the column stays nullable like every other reason column, as rejected_rows is
+    orphans = orphans.withColumn(REASON, F.when(F.col("signal").isNull(), F.lit("null signal"))
+                                 .when(F.col("model_version").isNull(), F.lit("null model_version")))
+    counts = {r[REASON]: int(r["count"]) for r in orphans.groupBy(REASON).count().collect()}
+    if counts:
+        _handle_rejects(tables, orphans, counts, quality, job, version, signal)
+    return counts
 
 
 def settle_deferred(tables: Tables, data: SignalData, kept: int, *, quality: DataQualityConfig, job: str) -> SignalData:
@@ -166,11 +211,12 @@ def settle_deferred(tables: Tables, data: SignalData, kept: int, *, quality: Dat
     return checked
 
 
-def valid_embeddings(column: Any, dim: int) -> tuple[np.ndarray | None, np.ndarray]:
-    """The usable rows of an Arrow ``list<float>`` column (non-null, ``dim`` long, every value finite
-    and non-null), the rule of :func:`read_signal`'s checks in numpy: a boolean row mask (``None`` when
-    every row is usable) and their float32 ``[kept, dim]`` matrix. A clean batch is checked for the cost
-    of one ``isfinite`` pass and read in place; only a batch with bad rows is copied."""
+def usable_rows(ids: Any, column: Any, dim: int, max_abs_value: float) -> tuple[np.ndarray | None, np.ndarray]:
+    """The usable rows of an Arrow ``item_id`` column and ``list<float>`` embedding column (id not null,
+    embedding non-null, ``dim`` long, every value finite, non-null and within ``max_abs_value``, not all
+    zero), the rule of :func:`read_signal`'s checks in numpy: a boolean row mask (``None`` when every
+    row is usable) and their float32 ``[kept, dim]`` matrix. A clean batch is checked for the cost of
+    a few passes over its values and read in place; only a batch with bad rows is copied."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -178,27 +224,28 @@ def valid_embeddings(column: Any, dim: int) -> tuple[np.ndarray | None, np.ndarr
     shaped = lengths == dim
     if column.null_count:
         shaped &= column.is_valid().to_numpy(zero_copy_only=False)
+    if ids.null_count:
+        shaped &= ids.is_valid().to_numpy(zero_copy_only=False)
     if not shaped.all():
         column = column.filter(pa.array(shaped))
     values = column.flatten()
     if values.null_count:
         values = pc.fill_null(values, float("nan"))
     matrix = _values_matrix(values, len(column), dim)
-    finite = np.isfinite(matrix).all(axis=1)
-    if finite.all():
+    peak = np.abs(matrix).max(axis=1, initial=0.0)  # NaN where a row has a NaN
+    fine = (peak <= max_abs_value) & (peak > 0)  # excludes NaN, inf, out of range and all-zero rows
+    if fine.all():
         return (None if shaped.all() else shaped), matrix
     keep = shaped.copy()
-    keep[np.flatnonzero(shaped)[~finite]] = False
-    return keep, matrix[finite]
+    keep[np.flatnonzero(shaped)[~fine]] = False
+    return keep, matrix[fine]
 
 
-def _reason(size: int, is_null: bool, non_finite: bool, dim: int) -> str | None:
+def _reason(size: int, problem: str | None, dim: int) -> str | None:
     """The reject reason of a profiled row (the SQL ``CASE`` of :func:`read_signal`, in the same order)."""
-    if is_null:
-        return "null embedding"
-    if size != dim:
-        return "wrong dimension"
-    return "non-finite value" if non_finite else None
+    if problem in IDENTITY_PROBLEMS:
+        return problem
+    return "wrong dimension" if size != dim else problem
 
 
 def has_duplicate_ids(rows: "DataFrame") -> bool:
@@ -243,6 +290,9 @@ def _handle_rejects(tables: Tables, bad: "DataFrame", counts: dict[str, int], qu
         F.col("item_id").cast("bigint"), F.col("signal"), F.col("model_version"), F.col(REASON).alias("reason"),
         F.lit(job).alias("job"), F.lit(version).cast("bigint").alias("source_version"),
     )
+    if tables.exists("rejected_rows"):  # a rerun over the same table version records nothing twice
+        seen = tables.read_unpinned("rejected_rows")
+        out = out.join(seen, [out[c].eqNullSafe(seen[c]) for c in schemas.REJECTED_ROWS], "left_anti")
     tables.write(out, "rejected_rows", expected=schemas.REJECTED_ROWS, mode="append")
     log.warning("quarantined %s rows of %s to rejected_rows: %s", sum(counts.values()), signal, summary)
 

@@ -42,20 +42,20 @@ def sid_columns(quantizer: Quantizer, embeddings: np.ndarray) -> dict[str, "pa.A
             "ngrams": list_column(prefix_ngrams(codes, cards).astype(np.int64))}
 
 
-def encode_batches(root: str, version: int, signal: str, dim: int
+def encode_batches(root: str, version: int, signal: str, dim: int, max_abs_value: float
                    ) -> Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]:
     """The ``mapInArrow`` function: (``item_id``, ``embedding``) batches in, ``item_sids`` rows out.
-    Rows that are not usable ``dim``-long embeddings are dropped (:func:`valid_embeddings`), so the job
-    can hand it unchecked rows and account for the dropped ones afterwards."""
+    Rows that are not usable ``dim``-long embeddings with an id are dropped (:func:`usable_rows`), so
+    the job can hand it unchecked rows and account for the dropped ones afterwards."""
 
     def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         import pyarrow as pa
 
-        from sidlib.spark.embeddings import valid_embeddings
+        from sidlib.spark.embeddings import usable_rows
 
         quantizer = cached_quantizer(root, version)
         for batch in batches:
-            keep, embeddings = valid_embeddings(batch.column("embedding"), dim)
+            keep, embeddings = usable_rows(batch.column("item_id"), batch.column("embedding"), dim, max_abs_value)
             n = len(embeddings)
             if not n:
                 continue

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
-from sidlib.errors import SidlibError
+from sidlib.errors import ConfigError, SidlibError
 from sidlib.quantizers import EMQuantizer, Quantizer, build, quantizer_class
 from sidlib.quantizers.base import add_statistics
 
@@ -244,7 +244,20 @@ def uses_vae(spec: dict[str, Any]) -> bool:
 
 def build_quantizer(spec: dict[str, Any], dim: int) -> Quantizer:
     """Build from the fit config's quantizer spec (``name``, ``bits``, ``params``, ``vae``,
-    ``vae_params``, ``seed``, ``device``); seed and device apply to the VQ-VAE and the quantizer alike."""
+    ``vae_params``, ``seed``, ``device``); seed and device apply to the VQ-VAE and the quantizer alike.
+    Parameters the constructors refuse (an unknown name, a negative size) and layouts whose packed SID
+    would not fit int64 are a :class:`ConfigError`: jobs build once on the driver before any training,
+    so a bad spec fails there as one line rather than inside a Spark task."""
+    from sidlib.sid import hash_size
+
     common = {"seed": spec["seed"], "device": spec["device"]}
     vae: dict[str, Any] | bool = {**common, **spec.get("vae_params", {})} if uses_vae(spec) else False
-    return build(spec["name"], dim=dim, bits=spec["bits"], vae=vae, **common, **spec["params"])
+    try:
+        quantizer = build(spec["name"], dim=dim, bits=spec["bits"], vae=vae, **common, **spec["params"])
+    except SidlibError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"fit.params {spec['params']} / fit.vae_params {spec.get('vae_params', {})} do not "
+                          f"build a {spec['name']} quantizer on dim {dim}: {str(exc).splitlines()[0]}") from None
+    hash_size(quantizer.cardinalities)
+    return quantizer

@@ -36,9 +36,9 @@ MAX_ATTEMPTS = 20
 class PointerConflict(SidlibError):
     """Another run switched the pointer first; this run's switch did not apply."""
 
-    def __init__(self, signal: str, held: "Pointer | None", version: int) -> None:
+    def __init__(self, signal: str, now: "Pointer | None", version: int) -> None:
         super().__init__(f"sid_pointer for {signal!r} was switched concurrently to "
-                         f"{held.sid_version if held else None}; this run's version {version} is not current")
+                         f"{now.sid_version if now else None}; this run's version {version} is not current")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class Pointer:
     sid_version: int
     previous_version: int | None
     model_version: str
+    #: Set by a rollback: scheduled refreshes leave a held pointer where it is until an operator
+    #: releases it (``rollback.release=true``).
+    held: bool = False
 
 
 def current(tables: Tables, signal: str) -> Pointer | None:
@@ -54,15 +57,18 @@ def current(tables: Tables, signal: str) -> Pointer | None:
     return _read(tables)[1].get(signal)
 
 
-def switch(tables: Tables, signal: str, version: int, model_version: str, *, expected: int | None) -> Pointer:
-    """Point ``signal`` at ``version`` if it still points at ``expected`` (``None``: no pointer yet)."""
-    new = Pointer(signal, int(version), expected, model_version)
+def switch(tables: Tables, signal: str, version: int, model_version: str, *, expected: int | None,
+           held: bool = False) -> Pointer:
+    """Point ``signal`` at ``version`` if it still points at ``expected`` (``None``: no pointer yet),
+    held or not. Re-pointing the version it holds only changes ``held`` and keeps its previous version."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         table_version, pointers = _read(tables)
-        held = pointers.get(signal)
-        if (held.sid_version if held else None) != expected:
-            raise PointerConflict(signal, held, version)
-        if _commit(tables, table_version, {**pointers, signal: new}, signal):
+        now = pointers.get(signal)
+        if (now.sid_version if now else None) != expected:
+            raise PointerConflict(signal, now, version)
+        previous = now.previous_version if now is not None and now.sid_version == version else expected
+        new = Pointer(signal, int(version), previous, model_version, held)
+        if _commit(tables, table_version, {**pointers, signal: new}, signal, expected):
             log.info("sid_pointer %s: %s -> %d", signal, expected, version)
             return new
         log.info("sid_pointer commit slot taken by another run (attempt %d); re-reading", attempt)
@@ -82,9 +88,10 @@ def _read(tables: Tables) -> tuple[int | None, dict[str, Pointer]]:
 
 
 def _pointers(rows: list[dict[str, Any]]) -> dict[str, Pointer]:
+    """Pointers from table rows (tables written before ``held`` existed have no such column)."""
     return {r["signal"]: Pointer(r["signal"], int(r["sid_version"]),
                                  None if r["previous_version"] is None else int(r["previous_version"]),
-                                 r["model_version"]) for r in rows}
+                                 r["model_version"], bool(r.get("held"))) for r in rows}
 
 
 def _read_delta_rs(path: Path) -> tuple[int | None, dict[str, Pointer]]:
@@ -102,12 +109,13 @@ def _read_delta_rs(path: Path) -> tuple[int | None, dict[str, Pointer]]:
     return int(table.version()), _pointers(rows)
 
 
-def _commit(tables: Tables, read_version: int | None, pointers: dict[str, Pointer], signal: str) -> bool:
+def _commit(tables: Tables, read_version: int | None, pointers: dict[str, Pointer], signal: str,
+            expected: int | None) -> bool:
     """Write ``pointers`` as the table's next version after ``read_version``; False if another run
     committed that version first."""
     if tables.by_path:
         return _commit_delta_rs(Path(tables.location("sid_pointer")), read_version, pointers)
-    return _merge_catalog(tables, pointers[signal])
+    return _merge_catalog(tables, pointers[signal], expected)
 
 
 def _arrow_rows(pointers: dict[str, Pointer]) -> "Any":
@@ -121,6 +129,7 @@ def _arrow_rows(pointers: dict[str, Pointer]) -> "Any":
         "previous_version": pa.array([p.previous_version for p in ordered], pa.int64()),
         "model_version": pa.array([p.model_version for p in ordered], pa.string()),
         "switched_at": pa.array([now] * len(ordered), pa.timestamp("us", tz="UTC")),
+        "held": pa.array([p.held for p in ordered], pa.bool_()),
     })
 
 
@@ -136,7 +145,7 @@ def _commit_delta_rs(path: Path, read_version: int | None, pointers: dict[str, P
             write_deltalake(str(path), data, mode="error", commit_properties=no_retry)
         else:
             write_deltalake(DeltaTable(str(path), version=read_version), data, mode="overwrite",
-                            commit_properties=no_retry)
+                            schema_mode="overwrite", commit_properties=no_retry)
         return True
     except CommitFailedError:
         return False
@@ -151,7 +160,7 @@ def _commit_delta_rs(path: Path, read_version: int | None, pointers: dict[str, P
 _CONFLICT_MARKERS = ("concurrent", "failed to commit transaction", "conflict")
 
 
-def _merge_catalog(tables: Tables, new: Pointer) -> bool:
+def _merge_catalog(tables: Tables, new: Pointer, expected: int | None) -> bool:
     """The catalog-table swap: a ``MERGE`` guarded by the expected version (the guard makes it a CAS
     within the engine's own transaction)."""
     import pandas as pd
@@ -164,7 +173,7 @@ def _merge_catalog(tables: Tables, new: Pointer) -> bool:
             tables.write(source, "sid_pointer", expected=schemas.SID_POINTER, mode="append")
             return True
         view = tables.temp_view(source)
-        guard = "t.sid_version IS NULL" if new.previous_version is None else f"t.sid_version = {int(new.previous_version)}"
+        guard = "t.sid_version IS NULL" if expected is None else f"t.sid_version = {int(expected)}"
         try:
             tables.spark.sql(
                 f"MERGE INTO {tables.sql_target('sid_pointer')} AS t USING {view} AS s "
@@ -178,8 +187,8 @@ def _merge_catalog(tables: Tables, new: Pointer) -> bool:
         if any(marker in str(exc).lower() for marker in _CONFLICT_MARKERS):
             return False
         raise
-    held = _read(tables)[1].get(new.signal)
-    if held is None or held.sid_version != new.sid_version:
-        raise PointerConflict(new.signal, held, new.sid_version)
+    now = _read(tables)[1].get(new.signal)
+    if now is None or (now.sid_version, now.held) != (new.sid_version, new.held):
+        raise PointerConflict(new.signal, now, new.sid_version)
     return True
 

@@ -46,6 +46,20 @@ def open_session(engine: EngineConfig, tables: TablesConfig | None = None) -> It
         raise ConfigError(f"engine.name must be local, spark or active, got {engine.name!r}")
 
 
+def storage_failure(exc: BaseException) -> str | None:
+    """A one-line message when ``exc`` is the engine or the Delta library failing on the data
+    underneath a job (a missing or truncated data file, an unreadable Delta log, an unwritable path)
+    rather than a bug in sidlib; ``None`` otherwise. The operator's fix is then in the tables: the
+    entry points print this as an ``error:`` line, and the full error with ``-v``."""
+    from deltalake.exceptions import DeltaError
+    from pyspark.errors import QueryExecutionException, SparkRuntimeException
+
+    if not isinstance(exc, (DeltaError, QueryExecutionException, SparkRuntimeException)):
+        return None
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return f"the engine could not read or write a table ({type(exc).__name__}): {first[:500]}"
+
+
 @contextmanager
 def _sail_session(engine: EngineConfig) -> Iterator["SparkSession"]:
     from pysail.spark import SparkConnectServer
@@ -56,7 +70,9 @@ def _sail_session(engine: EngineConfig) -> Iterator["SparkSession"]:
         server.start(background=True)
         _, port = server.listening_address
         log.info("started embedded Sail Spark Connect server on 127.0.0.1:%d", port)
-        spark = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
+        # create(), not getOrCreate(): another session of this process (a notebook's, a test's) would
+        # otherwise be returned, bound to another server, and stopped when this one ends
+        spark = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").create()
         try:
             _apply_runtime_conf(spark, engine)
             yield spark

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from sidlib import schemas
 from sidlib.config import TablesConfig
-from sidlib.errors import ConfigError, TableError
+from sidlib.errors import ConfigError, TableError, check_writable_dir
 from sidlib.spark import parquet_commit
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class Tables:
     spark: "SparkSession"
     cfg: TablesConfig
     reads: list[TableRead] = field(default_factory=list)
+    _root_checked: bool = field(default=False, init=False, repr=False)
 
     # ------------------------------------------------------------------ locations
     def location(self, table: str) -> str:
@@ -88,10 +89,14 @@ class Tables:
         quoted = quote_identifier(name)
         if self.cfg.database:
             return f"{quote_identifier(self.cfg.database)}.{quoted}"
-        resolved = str((Path(self.cfg.root) / name).resolve())
-        if "`" in resolved:
-            raise ConfigError(f"table path {resolved!r} must not contain backticks")
-        return resolved
+        root = Path(self.cfg.root).resolve()
+        resolved = (root / name).resolve()
+        if resolved.parent != root:
+            raise ConfigError(f"table {table!r} at {root / name} resolves to {resolved}, outside tables.root "
+                              f"(a symlink?): tables must live directly under tables.root")
+        if "`" in str(resolved):
+            raise ConfigError(f"table path {str(resolved)!r} must not contain backticks")
+        return str(resolved)
 
     @property
     def by_path(self) -> bool:
@@ -163,6 +168,7 @@ class Tables:
         partition_by: Sequence[str] = (),
     ) -> int | None:
         """Write the whole table (``overwrite``) or ``append``; returns the new version."""
+        self._check_root()
         self._check_frame(df, table, expected)
         if self._parquet_paths:
             return self._write_parquet(df, table, expected, mode=mode, partition_by=partition_by)
@@ -194,6 +200,7 @@ class Tables:
         proportion to the partition. Two writers filling the same new partition at once would both
         append: callers claim a partition first (refresh claims artifact versions). On Parquet path
         tables the partition directory is exchanged with a staged one (:mod:`sidlib.spark.parquet_commit`)."""
+        self._check_root()
         if self._parquet_paths:
             return self._replace_parquet_partition(df, table, partition, expected=expected, partition_by=partition_by)
         # append, even to create the table: two runs creating it at once must not overwrite each other
@@ -213,6 +220,7 @@ class Tables:
                partition_by: Sequence[str] = ()) -> int | None:
         """Insert new rows and update existing ones matched on ``keys`` (``MERGE INTO`` on Delta;
         Parquet has no MERGE, so there it is an append and callers pass only new keys)."""
+        self._check_root()
         if self.cfg.format != "delta":
             return self.write(df, table, expected=expected, mode="append", partition_by=partition_by)
         if not self.exists(table):
@@ -263,6 +271,13 @@ class Tables:
         writer = df.write.format("parquet").mode("error")
         (writer.partitionBy(*partition_by) if partition_by else writer).save(str(staged))
         return target, staged
+
+    def _check_root(self) -> None:
+        """Path tables: one clear error before the first write when ``tables.root`` cannot hold tables
+        (a file, under a file, read-only), instead of the engine's failure halfway through a job."""
+        if self.by_path and not self._root_checked:
+            check_writable_dir(Path(self.cfg.root), "tables.root", TableError)
+            self._root_checked = True
 
     # -------------------------------------------------------------------- schemas
     def check_schema(self, table: str, expected: Mapping[str, str]) -> None:

@@ -1,0 +1,58 @@
+"""An exclusive lock between processes, held for the length of a ``with`` block.
+
+``flock`` on a lock file: the kernel releases it when the holder exits, crashed or not, so a lock is
+never left stale. It serializes runs that share the file system the file is on (one machine, or a
+POSIX shared file system); on one without ``flock`` (some FUSE mounts) the block runs unlocked, with
+a warning."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from sidlib.errors import SidlibError
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5
+
+
+class LockTimeout(SidlibError):
+    """Another run held the lock for longer than this run was configured to wait."""
+
+
+@contextmanager
+def exclusive(path: Path, what: str, wait_s: float) -> Iterator[None]:
+    """Hold the lock at ``path`` (created if missing), waiting up to ``wait_s`` seconds for another
+    holder of ``what`` to finish."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        locked = _acquire(handle, path, what, wait_s)
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _acquire(handle: IO[str], path: Path, what: str, wait_s: float) -> bool:
+    """Whether the lock was taken (``False``: the file system cannot lock, so the caller runs unlocked)."""
+    deadline, waiting = time.monotonic() + wait_s, False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if not waiting:
+                log.info("waiting for %s: another run holds %s", what, path)
+                waiting = True
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"{what} is still held by another run after {wait_s:g} s ({path})") from None
+            time.sleep(POLL_S)
+        except OSError as exc:
+            log.warning("cannot lock %s (%s): concurrent runs of %s are not serialized", path, exc.strerror, what)
+            return False

@@ -1,0 +1,38 @@
+"""Child process of the concurrent-job tests: start the engine, say ready, wait for the go, run one job.
+
+    python job_race.py JOB READY_FILE GO_FILE key=value ...
+
+Both children of a round open their sessions first and start the job body at the same instant (the
+parent creates GO_FILE once every child has written its READY_FILE), so their writes really overlap.
+Prints the job's JSON summary; a failure prints one ``error:`` line and exits 2, like the CLI."""
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from sidlib.cli import run_with_session
+from sidlib.config import load_config
+from sidlib.errors import SidlibError
+from sidlib.jobs.entry import JOBS
+
+job, ready, go, *overrides = sys.argv[1:]
+module = importlib.import_module(f"sidlib.jobs.{JOBS[job]}")
+
+
+def when_told(cfg, tables):  # type: ignore[no-untyped-def]
+    Path(ready).touch()
+    deadline = time.monotonic() + 120
+    while not Path(go).exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("no go signal within 120 s")
+        time.sleep(0.01)
+    return module.run(cfg, tables)
+
+
+try:
+    print(json.dumps(run_with_session(when_told, load_config(None, overrides)), default=str))
+except SidlibError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
