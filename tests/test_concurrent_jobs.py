@@ -5,13 +5,15 @@ job body at one instant, so the writes overlap; rounds repeat enough to catch a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from sidlib.jobs import fit
+from sidlib.jobs import encode, fit, refresh
+from sidlib.spark import pointer
 
 CHILD = Path(__file__).parent / "helpers" / "job_race.py"
 ROUNDS = 3
@@ -52,3 +54,17 @@ def test_two_concurrent_full_encodes_of_a_new_version_write_each_item_once(pipel
             "count(*) AS n", "count(DISTINCT item_id) AS items").collect()[0]
         assert (row["n"], row["items"]) == (items, items), (r, row)
 
+
+def test_two_concurrent_rollbacks_hold_the_target_once_without_a_traceback(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables = pipeline
+    refresh.run(cfg, tables)  # v1 current
+    fit.run(cfg, tables)
+    encode.run(dataclasses.replace(cfg, encode=dataclasses.replace(cfg.encode, sid_version=2)), tables)
+    model = pointer.current(tables, "text").model_version
+    job = ("rollback", [*overrides_of(cfg), "rollback.signal=text"])
+    for r in range(ROUNDS):
+        pointer.switch(tables, "text", 2, model, expected=1)  # from v1 (held after a round): v2 current, not held
+        results = race(tmp_path / f"round{r}", job, job)
+        assert [rc for rc, _ in results] == [0, 0], results
+        assert sorted(summary["action"] for _, summary in results) == ["already_held", "rolled_back"], results
+        assert pointer.current(tables, "text") == pointer.Pointer("text", 1, 2, model, held=True)

@@ -33,7 +33,14 @@ def rollback(cfg: SidlibConfig, tables: Any, signal: str, to_version: int | None
     rows = tables.read_unpinned("item_sids").where(f"sid_version = {int(target)}").count() if tables.exists("item_sids") else 0
     if rows == 0:
         raise SidlibError(f"item_sids has no rows for version {target}: re-encode it before rolling back")
-    now = pointer.switch(tables, signal, int(target), artifact.model_version, expected=current.sid_version, held=True)
+    try:
+        now = pointer.switch(tables, signal, int(target), artifact.model_version, expected=current.sid_version,
+                             held=True)
+    except pointer.PointerConflict:
+        now = pointer.current(tables, signal)
+        if now is None or not now.held or now.sid_version != int(target):
+            raise
+        return {**summary, "action": "already_held", "to_version": now.sid_version}  # a concurrent rollback did it
     return {**summary, "action": "rolled_back", "to_version": now.sid_version, "items": rows}
 
 

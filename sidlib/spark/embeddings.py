@@ -150,8 +150,8 @@ def read_signal(
 #: Problems found before the size is looked at: such a row has no usable id or no vector at all.
 IDENTITY_PROBLEMS = ("null item_id", "null embedding")
 _IDENTITY_CASES = "WHEN item_id IS NULL THEN 'null item_id' WHEN embedding IS NULL THEN 'null embedding'"
-#: Rows whose size decides nothing about the table's dimension: a quick look at this many picks
-#: the size a deferred check expects, and the full profile runs when they disagree.
+#: Rows sampled to confirm the size a deferred check expects; the full profile runs when their most
+#: common size differs (they may be a few bad rows that happen to be scanned first).
 SIZE_SAMPLE_ROWS = 1000
 
 
