@@ -165,7 +165,7 @@ class FitConfig:
             raise ConfigError(f"fit.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.em_sample_fraction is not None and not 0 < self.em_sample_fraction <= 1:
             raise ConfigError(f"fit.em_sample_fraction must be in (0, 1] or null, got {self.em_sample_fraction}")
-        if not DEVICE_PATTERN.fullmatch(self.device):
+        if not DEVICE_PATTERN.fullmatch(self.device.lower()):
             raise ConfigError(f"fit.device must be auto, cpu, cuda, cuda:<index> or mps, got {self.device!r}")
         if not self.signals:
             raise ConfigError("fit.signals is empty: name at least one signal of content_embeddings")
@@ -206,7 +206,8 @@ class RollbackConfig:
     """``rollback``: point ``signal`` back at ``sid_version`` (default: the version it replaced) and
     hold it there, so scheduled refreshes neither refit nor switch it; ``release: true`` lifts the hold."""
 
-    signal: str = "text"
+    #: Required: a rollback must name the signal it moves (no default that could move the wrong one).
+    signal: str | None = None
     sid_version: int | None = None
     release: bool = False
 

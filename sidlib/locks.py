@@ -2,8 +2,8 @@
 
 ``flock`` on a lock file: the kernel releases it when the holder exits, crashed or not, so a lock is
 never left stale. It serializes runs that share the file system the file is on (one machine, or a
-POSIX shared file system); on one without ``flock`` (some FUSE mounts) the block runs unlocked, with
-a warning."""
+POSIX shared file system); where the lock cannot be made (a file system without ``flock``, such as
+some FUSE mounts, or a read-only directory) the block runs unlocked, with a warning."""
 
 from __future__ import annotations
 
@@ -29,8 +29,15 @@ class LockTimeout(SidlibError):
 def exclusive(path: Path, what: str, wait_s: float) -> Iterator[None]:
     """Hold the lock at ``path`` (created if missing), waiting up to ``wait_s`` seconds for another
     holder of ``what`` to finish."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
+    except OSError as exc:  # a read-only location: as on a file system without flock
+        log.warning("cannot create lock %s (%s): concurrent runs of %s are not serialized", path,
+                    exc.strerror, what)
+        yield
+        return
+    with handle:
         locked = _acquire(handle, path, what, wait_s)
         try:
             yield

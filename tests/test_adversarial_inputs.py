@@ -112,6 +112,8 @@ def test_rollback_holds_is_idempotent_and_refresh_respects_the_hold(pipeline) ->
     again = rollback.rollback(cfg, tables, "text")
     assert (again["action"], again["to_version"]) == ("already_held", 1)
     assert pointer.current(tables, "text") == pointer.Pointer("text", 1, 2, TEXT_MODEL, held=True)
+    with pytest.raises(pointer.PointerConflict, match="held by a rollback"):  # a refresh that started before it
+        pointer.switch(tables, "text", 3, f"{TEXT_MODEL}@2", expected=1)
     held = refresh.run(cfg, tables)["signals"][0]
     assert held["action"] == "held" and pointer.current(tables, "text").sid_version == 1
     assert ArtifactStore(cfg.artifacts.root).versions() == [1, 2]  # no refit while held

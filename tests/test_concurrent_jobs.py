@@ -16,7 +16,7 @@ from sidlib.jobs import encode, fit, refresh
 from sidlib.spark import pointer
 
 CHILD = Path(__file__).parent / "helpers" / "job_race.py"
-ROUNDS = 3
+ROUNDS = 5
 
 
 def race(workdir: Path, *jobs: tuple[str, list[str]]) -> list[tuple[int, dict | str]]:  # type: ignore[type-arg]
@@ -63,7 +63,8 @@ def test_two_concurrent_rollbacks_hold_the_target_once_without_a_traceback(pipel
     model = pointer.current(tables, "text").model_version
     job = ("rollback", [*overrides_of(cfg), "rollback.signal=text"])
     for r in range(ROUNDS):
-        pointer.switch(tables, "text", 2, model, expected=1)  # from v1 (held after a round): v2 current, not held
+        # from v1 (held after a round), as an operator would: v2 current, not held, v1 before it
+        pointer.switch(tables, "text", 2, model, expected=1, over_hold=True)
         results = race(tmp_path / f"round{r}", job, job)
         assert [rc for rc, _ in results] == [0, 0], results
         assert sorted(summary["action"] for _, summary in results) == ["already_held", "rolled_back"], results

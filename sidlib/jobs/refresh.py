@@ -38,23 +38,28 @@ def prefix_changes(tables: Any, old: int, new: int) -> dict[str, int]:
     return {k: int(row[k] or 0) for k in ("compared", "prefix_changed", "sid_changed")}
 
 
-def rollout_coverage(tables: Any, signal: str, covered_by: int, model_version: str,
+def rollout_coverage(tables: Any, signal: str, covered_by: int, model_version: str, trained_on: str,
                      source_version: int | None) -> dict[str, int]:
     """Of the items SID version ``covered_by`` covers, how many have an embedding of ``signal`` from
-    ``model_version`` (a fused signal: from each input signal's model)."""
+    ``model_version``. A fused signal counts each input signal whose model changed since ``trained_on``
+    on its own and reports the least covered one."""
     import pyspark.sql.functions as F
 
     content = tables.read("content_embeddings", version=source_version)
-    models = json.loads(model_version) if signal == FUSION_SIGNAL else {signal: model_version}
-    ready = None
-    for name, version in models.items():
-        ids = content.where((F.col("signal") == name) & (F.col("model_version") == version)
-                            & F.col("embedding").isNotNull()).select("item_id").distinct()
-        ready = ids if ready is None else ready.unionByName(ids)
-    ready = ready.distinct().withColumn("_ready", F.lit(1))  # type: ignore[union-attr]
+    if signal == FUSION_SIGNAL:
+        new, old = json.loads(model_version), json.loads(trained_on)
+        changed = {name: version for name, version in new.items() if old.get(name) != version} or new
+    else:
+        changed = {signal: model_version}
     items = tables.read_unpinned("item_sids").where(F.col("sid_version") == int(covered_by)).select("item_id")
-    row = items.join(ready, "item_id", "left").agg(F.count("*").alias("items"), F.count("_ready").alias("ready")).collect()[0]
-    return {"items": int(row["items"]), "with_new_model": int(row["ready"] or 0)}
+    counts = []
+    for name, version in changed.items():
+        ready = (content.where((F.col("signal") == name) & (F.col("model_version") == version)
+                               & F.col("embedding").isNotNull()).select("item_id").distinct().withColumn("_ready", F.lit(1)))
+        row = items.join(ready, "item_id", "left").agg(F.count("*").alias("items"),
+                                                       F.count("_ready").alias("ready")).collect()[0]
+        counts.append({"items": int(row["items"]), "with_new_model": int(row["ready"] or 0)})
+    return min(counts, key=lambda c: c["with_new_model"] / max(c["items"], 1))
 
 
 def keep_current(cfg: SidlibConfig, tables: Any, signal: str, current: pointer.Pointer, action: str,
@@ -79,7 +84,7 @@ def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: 
                     upstream, signal)
         return keep_current(cfg, tables, signal, current, "held", source_version, model_version=upstream)
     if current is not None:
-        coverage = rollout_coverage(tables, signal, current.sid_version, upstream, source_version)
+        coverage = rollout_coverage(tables, signal, current.sid_version, upstream, trained_on, source_version)
         if coverage["with_new_model"] < cfg.refresh.min_rollout_coverage * coverage["items"]:
             log.warning("%s: upstream model %s covers %d of the %d items v%d covers (refresh.min_rollout_coverage "
                         "%s); keeping v%d until the rollout completes", signal, upstream, coverage["with_new_model"],

@@ -35,7 +35,7 @@ def rollback(cfg: SidlibConfig, tables: Any, signal: str, to_version: int | None
         raise SidlibError(f"item_sids has no rows for version {target}: re-encode it before rolling back")
     try:
         now = pointer.switch(tables, signal, int(target), artifact.model_version, expected=current.sid_version,
-                             held=True)
+                             held=True, over_hold=True)
     except pointer.PointerConflict:
         now = pointer.current(tables, signal)
         if now is None or not now.held or now.sid_version != int(target):
@@ -52,13 +52,16 @@ def release(tables: Any, signal: str) -> dict[str, Any]:
     summary = {"job": "rollback", "signal": signal, "sid_version": current.sid_version}
     if not current.held:
         return {**summary, "action": "not_held"}
-    pointer.switch(tables, signal, current.sid_version, current.model_version, expected=current.sid_version)
+    pointer.switch(tables, signal, current.sid_version, current.model_version, expected=current.sid_version,
+                   over_hold=True)
     return {**summary, "action": "released"}
 
 
 def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     """CLI form: ``rollback.signal``, ``rollback.sid_version`` (optional), ``rollback.release``."""
     rc = cfg.rollback
+    if rc.signal is None:
+        raise ConfigError("rollback.signal is required: name the signal to roll back (e.g. rollback.signal=text)")
     if rc.release:
         if rc.sid_version is not None:
             raise ConfigError("rollback.release lifts the hold where the pointer is; it takes no rollback.sid_version")

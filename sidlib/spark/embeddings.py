@@ -161,7 +161,8 @@ def value_problem_sql(max_abs_value: float) -> str:
     binding when a filter on its result is pushed down. ``array_max`` is NaN when any element is NaN;
     ``array_compact`` drops null elements."""
     bound = float(max_abs_value)
-    return ("CASE WHEN isnan(array_max(embedding)) OR array_max(embedding) = double('inf') "
+    return ("CASE WHEN isnan(array_max(embedding)) OR isnan(array_min(embedding)) "
+            "OR array_max(embedding) = double('inf') "
             "OR array_min(embedding) = double('-inf') OR size(array_compact(embedding)) != size(embedding) "
             "THEN 'non-finite value' "
             f"WHEN abs(array_max(embedding)) > double('{bound!r}') OR abs(array_min(embedding)) > double('{bound!r}') "
@@ -205,6 +206,9 @@ def settle_deferred(tables: Tables, data: SignalData, kept: int, *, quality: Dat
         return replace(data, checked=True)
     checked = read_signal(tables, data.signal, model_version=data.model_version, dim=data.dim, quality=quality,
                           job=job, source_version=data.source_version)
+    if checked.rejected.get("wrong dimension", 0) > checked.rows:
+        raise TableError(f"most rows of signal {data.signal!r} are not {data.dim} long ({checked.rejected}); the "
+                         f"{checked.rows} that are were written, but the artifact does not fit this data: refit")
     if checked.rows != kept:
         raise TableError(f"{job} kept {kept} rows of signal {data.signal!r} but {checked.rows} are valid "
                          f"(rejected: {checked.rejected})")
@@ -232,7 +236,8 @@ def usable_rows(ids: Any, column: Any, dim: int, max_abs_value: float) -> tuple[
     if values.null_count:
         values = pc.fill_null(values, float("nan"))
     matrix = _values_matrix(values, len(column), dim)
-    peak = np.abs(matrix).max(axis=1, initial=0.0)  # NaN where a row has a NaN
+    # NaN where a row has a NaN; compared in float64, as the SQL compares the float values as doubles
+    peak = np.abs(matrix).max(axis=1, initial=0.0).astype(np.float64)
     fine = (peak <= max_abs_value) & (peak > 0)  # excludes NaN, inf, out of range and all-zero rows
     if fine.all():
         return (None if shaped.all() else shaped), matrix

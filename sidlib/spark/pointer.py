@@ -37,8 +37,9 @@ class PointerConflict(SidlibError):
     """Another run switched the pointer first; this run's switch did not apply."""
 
     def __init__(self, signal: str, now: "Pointer | None", version: int) -> None:
-        super().__init__(f"sid_pointer for {signal!r} was switched concurrently to "
-                         f"{now.sid_version if now else None}; this run's version {version} is not current")
+        how = "is held by a rollback at" if now is not None and now.held else "was switched concurrently to"
+        super().__init__(f"sid_pointer for {signal!r} {how} {now.sid_version if now else None}; this run's "
+                         f"version {version} is not current")
 
 
 @dataclass(frozen=True)
@@ -58,17 +59,19 @@ def current(tables: Tables, signal: str) -> Pointer | None:
 
 
 def switch(tables: Tables, signal: str, version: int, model_version: str, *, expected: int | None,
-           held: bool = False) -> Pointer:
+           held: bool = False, over_hold: bool = False) -> Pointer:
     """Point ``signal`` at ``version`` if it still points at ``expected`` (``None``: no pointer yet),
-    held or not. Re-pointing the version it holds only changes ``held`` and keeps its previous version."""
+    held or not. A held pointer moves only for ``over_hold`` (rollback and its release), so a refresh
+    that started before a rollback cannot undo it. Re-pointing the version it holds only changes
+    ``held`` and keeps its previous version."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         table_version, pointers = _read(tables)
         now = pointers.get(signal)
-        if (now.sid_version if now else None) != expected:
+        if (now.sid_version if now else None) != expected or (now is not None and now.held and not over_hold):
             raise PointerConflict(signal, now, version)
         previous = now.previous_version if now is not None and now.sid_version == version else expected
         new = Pointer(signal, int(version), previous, model_version, held)
-        if _commit(tables, table_version, {**pointers, signal: new}, signal, expected):
+        if _commit(tables, table_version, {**pointers, signal: new}, signal, expected, over_hold):
             log.info("sid_pointer %s: %s -> %d", signal, expected, version)
             return new
         log.info("sid_pointer commit slot taken by another run (attempt %d); re-reading", attempt)
@@ -110,12 +113,12 @@ def _read_delta_rs(path: Path) -> tuple[int | None, dict[str, Pointer]]:
 
 
 def _commit(tables: Tables, read_version: int | None, pointers: dict[str, Pointer], signal: str,
-            expected: int | None) -> bool:
+            expected: int | None, over_hold: bool) -> bool:
     """Write ``pointers`` as the table's next version after ``read_version``; False if another run
     committed that version first."""
     if tables.by_path:
         return _commit_delta_rs(Path(tables.location("sid_pointer")), read_version, pointers)
-    return _merge_catalog(tables, pointers[signal], expected)
+    return _merge_catalog(tables, pointers[signal], expected, over_hold)
 
 
 def _arrow_rows(pointers: dict[str, Pointer]) -> "Any":
@@ -160,7 +163,7 @@ def _commit_delta_rs(path: Path, read_version: int | None, pointers: dict[str, P
 _CONFLICT_MARKERS = ("concurrent", "failed to commit transaction", "conflict")
 
 
-def _merge_catalog(tables: Tables, new: Pointer, expected: int | None) -> bool:
+def _merge_catalog(tables: Tables, new: Pointer, expected: int | None, over_hold: bool) -> bool:
     """The catalog-table swap: a ``MERGE`` guarded by the expected version (the guard makes it a CAS
     within the engine's own transaction)."""
     import pandas as pd
@@ -172,8 +175,12 @@ def _merge_catalog(tables: Tables, new: Pointer, expected: int | None) -> bool:
         if not tables.exists("sid_pointer"):
             tables.write(source, "sid_pointer", expected=schemas.SID_POINTER, mode="append")
             return True
+        if "held" not in tables.read_unpinned("sid_pointer").columns:  # a table from before holds existed
+            tables.spark.sql(f"ALTER TABLE {tables.sql_target('sid_pointer')} ADD COLUMNS (held BOOLEAN)").collect()
         view = tables.temp_view(source)
         guard = "t.sid_version IS NULL" if expected is None else f"t.sid_version = {int(expected)}"
+        if not over_hold:
+            guard += " AND NOT coalesce(t.held, false)"
         try:
             tables.spark.sql(
                 f"MERGE INTO {tables.sql_target('sid_pointer')} AS t USING {view} AS s "
