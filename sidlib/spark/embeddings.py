@@ -90,16 +90,18 @@ def read_signal(
     version = tables.reads[-1].version
     tables.check_schema("content_embeddings", schemas.CONTENT_EMBEDDINGS)
     model_version = model_version or latest_model_version(df, signal)
-    unattributed = _quarantine_unattributed(tables, df, signal, quality, job, version)
+    selected, unattributed = _row_counts(df, signal, model_version)
+    if unattributed:
+        _quarantine_unattributed(tables, df, signal, unattributed, quality, job, version)
     rows = df.where((F.col("signal") == signal) & (F.col("model_version") == model_version))
     duplicated = has_duplicate_ids(rows)
     if defer_to_dim is not None and quality.on_bad_rows == "quarantine" and not duplicated:
-        n, sampled = rows.count(), _sampled_size(rows)
-        if n and sampled == defer_to_dim:
+        sampled = _sampled_size(rows)
+        if selected and sampled == defer_to_dim:
             log.info("signal %s@%s: %d rows (dim %d) from content_embeddings v%s, checked while encoding",
-                     signal, model_version, n, defer_to_dim, version)
+                     signal, model_version, selected, defer_to_dim, version)
             return SignalData(rows.select("item_id", "embedding"), signal, model_version, int(defer_to_dim), version,
-                              n, unattributed, checked=False)
+                              selected, unattributed, checked=False)
         log.info("signal %s@%s: sampled rows have dim %s, not %d: checking every row first", signal,
                  model_version, sampled, defer_to_dim)
     values = value_problem_sql(quality.max_abs_value)
@@ -179,20 +181,31 @@ def _sampled_size(rows: "DataFrame") -> int | None:
     return int(common[0]["n"]) if common else None
 
 
-def _quarantine_unattributed(tables: Tables, df: "DataFrame", signal: str, quality: DataQualityConfig, job: str,
-                             version: int | None) -> dict[str, int]:
-    """Rows no read can use because their ``signal`` (any row) or, for ``signal``, ``model_version``
-    is null: counted and handled like other bad rows (they would otherwise vanish in the filter)."""
+def _row_counts(df: "DataFrame", signal: str, model_version: str) -> tuple[int, dict[str, int]]:
+    """One pass over the scalar columns: the rows of ``signal`` at ``model_version``, and the rows no read
+    can use because their ``signal`` (any row) or, for ``signal``, ``model_version`` is null (they would
+    otherwise vanish in the filter) by reason."""
+    import pyspark.sql.functions as F
+
+    of_signal = F.col("signal") == signal
+    row = df.agg(F.count(F.when(of_signal & (F.col("model_version") == model_version), 1)).alias("selected"),
+                 F.count(F.when(F.col("signal").isNull(), 1)).alias("null signal"),
+                 F.count(F.when(of_signal & F.col("model_version").isNull(), 1)).alias("null model_version"),
+                 ).collect()[0]
+    return int(row["selected"]), {r: int(row[r]) for r in ("null signal", "null model_version") if row[r]}
+
+
+def _quarantine_unattributed(tables: Tables, df: "DataFrame", signal: str, counts: dict[str, int],
+                             quality: DataQualityConfig, job: str, version: int | None) -> None:
+    """Handle the rows :func:`_row_counts` found with a null ``signal`` or ``model_version`` like
+    other bad rows."""
     import pyspark.sql.functions as F
 
     orphans = df.where(F.col("signal").isNull() | ((F.col("signal") == signal) & F.col("model_version").isNull()))
     # no ``otherwise``: the column stays nullable like every other reason column, as rejected_rows is
     orphans = orphans.withColumn(REASON, F.when(F.col("signal").isNull(), F.lit("null signal"))
                                  .when(F.col("model_version").isNull(), F.lit("null model_version")))
-    counts = {r[REASON]: int(r["count"]) for r in orphans.groupBy(REASON).count().collect()}
-    if counts:
-        _handle_rejects(tables, orphans, counts, quality, job, version, signal)
-    return counts
+    _handle_rejects(tables, orphans, counts, quality, job, version, signal)
 
 
 def settle_deferred(tables: Tables, data: SignalData, kept: int, *, quality: DataQualityConfig, job: str) -> SignalData:
