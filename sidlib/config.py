@@ -235,8 +235,8 @@ class SweepConfig:
 @dataclass
 class DataQualityConfig:
     """What to do with unusable ``content_embeddings`` rows (null id or vector, wrong dimension,
-    NaN/inf, out-of-range values, all-zero vectors, duplicates): ``quarantine`` writes them to ``rejected_rows`` with a reason and goes on,
-    ``fail`` stops the job. Either way the summary counts them."""
+    NaN/inf, out-of-range values, all-zero vectors, duplicates): ``quarantine`` writes them to
+    ``rejected_rows`` with a reason and goes on, ``fail`` stops the job. Either way the summary counts them."""
 
     on_bad_rows: Literal["quarantine", "fail"] = "quarantine"
     #: Largest absolute value an embedding may hold. Beyond it a row is rejected (``value out of

@@ -29,37 +29,35 @@ class LockTimeout(SidlibError):
 def exclusive(path: Path, what: str, wait_s: float) -> Iterator[None]:
     """Hold the lock at ``path`` (created if missing), waiting up to ``wait_s`` seconds for another
     holder of ``what`` to finish."""
+    handle = _locked(path, what, wait_s)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
+
+
+def _locked(path: Path, what: str, wait_s: float) -> IO[str] | None:
+    """The open lock file, locked; ``None`` where no lock can be made (the caller runs unlocked)."""
+    handle = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = path.open("a")
-    except OSError as exc:  # a read-only location: as on a file system without flock
-        log.warning("cannot create lock %s (%s): concurrent runs of %s are not serialized", path,
-                    exc.strerror, what)
-        yield
-        return
-    with handle:
-        locked = _acquire(handle, path, what, wait_s)
-        try:
-            yield
-        finally:
-            if locked:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _acquire(handle: IO[str], path: Path, what: str, wait_s: float) -> bool:
-    """Whether the lock was taken (``False``: the file system cannot lock, so the caller runs unlocked)."""
-    deadline, waiting = time.monotonic() + wait_s, False
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if not waiting:
-                log.info("waiting for %s: another run holds %s", what, path)
-                waiting = True
-            if time.monotonic() >= deadline:
-                raise LockTimeout(f"{what} is still held by another run after {wait_s:g} s ({path})") from None
-            time.sleep(POLL_S)
-        except OSError as exc:
-            log.warning("cannot lock %s (%s): concurrent runs of %s are not serialized", path, exc.strerror, what)
-            return False
+        deadline, waiting = time.monotonic() + wait_s, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                if not waiting:
+                    log.info("waiting for %s: another run holds %s", what, path)
+                    waiting = True
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise LockTimeout(f"{what} is still held by another run after {wait_s:g} s ({path})") from None
+                time.sleep(POLL_S)
+    except OSError as exc:  # a read-only location, or a file system without flock
+        if handle is not None:
+            handle.close()
+        log.warning("cannot lock %s (%s): concurrent runs of %s are not serialized", path, exc.strerror, what)
+        return None

@@ -76,8 +76,8 @@ def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) ->
     data, layout = read_inputs(cfg, tables, source_version)
     spec = quantizer_spec(cfg)
     spec["params"].update(layout)
-    for sd in data.values():  # a spec that cannot be built fails here, before any training
-        build_quantizer(spec, sd.dim)
+    # a spec that cannot be built fails here, before any training; the EM fits below start from these
+    built = {signal: build_quantizer(spec, sd.dim) for signal, sd in data.items()}
     holdout = split_expr(cfg)
     fitted: dict[str, tuple[Any, int, float]] = {}
     if is_distributed_em(spec):
@@ -86,7 +86,7 @@ def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) ->
             train = sd.frame.where(f"NOT ({holdout})")
             if cfg.fit.em_sample_fraction is not None:
                 train = train.where(f"{hash_fraction('item_id', 'em-sample')} < {float(cfg.fit.em_sample_fraction)}")
-            quantizer = build_quantizer(spec, sd.dim).to_preferred_device()
+            quantizer = built[signal].to_preferred_device()
             rows, salt = train.count(), f"init-{cfg.fit.seed}"
             if fits_driver(rows, sd.dim, cfg.fit.driver_fit_max_mb):
                 matrix, sample = collect_training_rows(train, cfg.fit.sample_rows, salt)

@@ -181,30 +181,37 @@ def _sampled_size(rows: "DataFrame") -> int | None:
     return int(common[0]["n"]) if common else None
 
 
-def _row_counts(df: "DataFrame", signal: str, model_version: str) -> tuple[int, dict[str, int]]:
-    """One pass over the scalar columns: the rows of ``signal`` at ``model_version``, and the rows no read
-    can use because their ``signal`` (any row) or, for ``signal``, ``model_version`` is null (they would
-    otherwise vanish in the filter) by reason."""
+#: Reasons of the rows no read selects (:func:`_unattributed_reason`).
+UNATTRIBUTED = ("null signal", "null model_version")
+
+
+def _unattributed_reason(signal: str) -> Any:
+    """Why a row cannot be read as ``signal`` at any model version: its ``signal`` (any row) or, for
+    ``signal``, its ``model_version`` is null; ``NULL`` otherwise. No ``otherwise``: the column stays
+    nullable like every other reason column, as rejected_rows is."""
     import pyspark.sql.functions as F
 
-    of_signal = F.col("signal") == signal
-    row = df.agg(F.count(F.when(of_signal & (F.col("model_version") == model_version), 1)).alias("selected"),
-                 F.count(F.when(F.col("signal").isNull(), 1)).alias("null signal"),
-                 F.count(F.when(of_signal & F.col("model_version").isNull(), 1)).alias("null model_version"),
-                 ).collect()[0]
-    return int(row["selected"]), {r: int(row[r]) for r in ("null signal", "null model_version") if row[r]}
+    return (F.when(F.col("signal").isNull(), F.lit(UNATTRIBUTED[0]))
+            .when((F.col("signal") == signal) & F.col("model_version").isNull(), F.lit(UNATTRIBUTED[1])))
+
+
+def _row_counts(df: "DataFrame", signal: str, model_version: str) -> tuple[int, dict[str, int]]:
+    """One pass over the scalar columns: the rows of ``signal`` at ``model_version``, and the
+    unattributed rows by reason (they would otherwise vanish in the filter)."""
+    import pyspark.sql.functions as F
+
+    reason = _unattributed_reason(signal)
+    row = df.agg(F.count(F.when((F.col("signal") == signal) & (F.col("model_version") == model_version), 1))
+                 .alias("selected"), *[F.count(F.when(reason == r, 1)).alias(r) for r in UNATTRIBUTED]).collect()[0]
+    return int(row["selected"]), {r: int(row[r]) for r in UNATTRIBUTED if row[r]}
 
 
 def _quarantine_unattributed(tables: Tables, df: "DataFrame", signal: str, counts: dict[str, int],
                              quality: DataQualityConfig, job: str, version: int | None) -> None:
-    """Handle the rows :func:`_row_counts` found with a null ``signal`` or ``model_version`` like
-    other bad rows."""
+    """Handle the rows :func:`_row_counts` found unattributed like other bad rows."""
     import pyspark.sql.functions as F
 
-    orphans = df.where(F.col("signal").isNull() | ((F.col("signal") == signal) & F.col("model_version").isNull()))
-    # no ``otherwise``: the column stays nullable like every other reason column, as rejected_rows is
-    orphans = orphans.withColumn(REASON, F.when(F.col("signal").isNull(), F.lit("null signal"))
-                                 .when(F.col("model_version").isNull(), F.lit("null model_version")))
+    orphans = df.withColumn(REASON, _unattributed_reason(signal)).where(F.col(REASON).isNotNull())
     _handle_rejects(tables, orphans, counts, quality, job, version, signal)
 
 
