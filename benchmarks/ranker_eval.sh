@@ -23,7 +23,7 @@ dst = load_config("conf/demo.yaml", [f"tables.root={os.environ['SIDLIB_EVAL_ROOT
 with open_session(src.engine, src.tables) as spark:
     for table, schema in (("items", schemas.ITEMS), ("content_embeddings", schemas.CONTENT_EMBEDDINGS)):
         Tables(spark, dst.tables).write(Tables(spark, src.tables).read(table), table, expected=schema)
-    events = Tables(spark, src.tables).read("events").where("user_id % 3 = 0")
+    events = Tables(spark, src.tables).read("events").frame.where("user_id % 3 = 0")
     Tables(spark, dst.tables).write(events, "events", expected=schemas.EVENTS)
 PYEOF
 

@@ -44,4 +44,4 @@ for artifact in fitted["artifacts"]:
 
 # COMMAND ----------
 
-tables.read("item_sids").where(f"sid_version = {cfg.encode.sid_version}").show(5, truncate=False)
+tables.read("item_sids").frame.where(f"sid_version = {cfg.encode.sid_version}").show(5, truncate=False)

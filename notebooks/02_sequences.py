@@ -23,8 +23,8 @@ print(f"sequences: {built['written']['sequences']['rows']} impressions, history 
 
 # COMMAND ----------
 
-heaviest = tables.read("events").groupBy("user_id").count().orderBy("count", ascending=False).first()["user_id"]
-row = (tables.read("sequences").where(f"user_id = {heaviest}").orderBy("ts", ascending=False).first())
+heaviest = tables.read("events").frame.groupBy("user_id").count().orderBy("count", ascending=False).first()["user_id"]
+row = (tables.read("sequences").frame.where(f"user_id = {heaviest}").orderBy("ts", ascending=False).first())
 print(f"user {heaviest}: impression of item {row['item_id']} at ts {row['ts']}, {row['hist_len']} history events")
 print("last 5 history items:", row["hist_item_ids"][-5:], "at", row["hist_ts"][-5:], "SIDs", row["hist_sids"][-5:])
 assert max(t for t, m in zip(row["hist_ts"], row["hist_mask"]) if m) < row["ts"]

@@ -60,7 +60,6 @@ def fresh_tables(spark: object, tmp_path: Path):  # type: ignore[no-untyped-def]
 def pipeline(demo_tables, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A private copy of the demo upstream tables (so tests can write item_sids, pointers, new
     embeddings) plus a config with a private artifact root and a small bit budget for 120 items."""
-    from sidlib import schemas
     from sidlib.spark.tables import Tables
 
     demo_cfg, demo, _ = demo_tables
@@ -68,8 +67,7 @@ def pipeline(demo_tables, tmp_path: Path):  # type: ignore[no-untyped-def]
     cfg.artifacts.root = str(tmp_path / "artifacts")
     cfg.fit.bits = 12  # 3 levels x 16 codes: sensible for ~100 training items
     tables = Tables(demo.spark, cfg.tables)
-    for table, schema in (("items", schemas.ITEMS), ("events", schemas.EVENTS),
-                          ("content_embeddings", schemas.CONTENT_EMBEDDINGS)):
-        tables.write(demo.read(table), table, expected=schema)
+    for table in ("items", "events", "content_embeddings"):
+        tables.write(demo.read(table).frame, table)
     tables.reads.clear()
     return cfg, tables

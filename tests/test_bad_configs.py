@@ -24,7 +24,6 @@ from conftest import EMBEDDING_CACHE, demo_config
 @pytest.fixture(scope="module")
 def fitted(demo_tables, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A copy of the demo tables with artifact v1 fitted and encoded, plus spare files to point at."""
-    from sidlib import schemas
 
     _, demo, _ = demo_tables
     root = tmp_path_factory.mktemp("bad_configs")
@@ -32,9 +31,8 @@ def fitted(demo_tables, tmp_path_factory):  # type: ignore[no-untyped-def]
     cfg.artifacts.root = str(root / "artifacts")
     cfg.fit.bits = 12
     tables = Tables(demo.spark, cfg.tables)
-    for table, schema in (("items", schemas.ITEMS), ("events", schemas.EVENTS),
-                          ("content_embeddings", schemas.CONTENT_EMBEDDINGS)):
-        tables.write(demo.read(table), table, expected=schema)
+    for table in ("items", "events", "content_embeddings"):
+        tables.write(demo.read(table).frame, table)
     fit.run(cfg, tables)
     encode.run(cfg, tables)
     (root / "a_file").write_text("not a directory\n")

@@ -51,8 +51,8 @@ def test_fit_encode_and_sequences_on_classic_spark_parquet(tmp_path: Path) -> No
     assert encoded["items_in_version"] == ITEMS
 
     def read_back(c, tables):  # type: ignore[no-untyped-def]
-        sids = tables.read("item_sids").toPandas().sort_values("item_id")
-        emb = tables.read("content_embeddings").where("signal = 'text'").toPandas().sort_values("item_id")
+        sids = tables.read("item_sids").frame.toPandas().sort_values("item_id")
+        emb = tables.read("content_embeddings").frame.where("signal = 'text'").toPandas().sort_values("item_id")
         return {"sids": sids, "emb": emb}
 
     got = run_with_session(read_back, cfg)
@@ -63,7 +63,7 @@ def test_fit_encode_and_sequences_on_classic_spark_parquet(tmp_path: Path) -> No
     # build_sequences on the same engine: one row per event, histories strictly before the impression
     built = run_with_session(sequences.run, cfg)
     assert built["written"]["sequences"]["rows"] == built["read"]["events"]["rows"] > 0
-    seq = run_with_session(lambda c, tables: {"rows": tables.read("sequences").toPandas()}, cfg)["rows"]
+    seq = run_with_session(lambda c, tables: {"rows": tables.read("sequences").frame.toPandas()}, cfg)["rows"]
     for _, row in seq.head(200).iterrows():
         mask = np.asarray(row["hist_mask"], dtype=bool)
         assert (np.asarray(row["hist_ts"])[mask] < row["ts"]).all()

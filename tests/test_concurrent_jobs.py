@@ -44,7 +44,7 @@ def overrides_of(cfg) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_two_concurrent_full_encodes_of_a_new_version_write_each_item_once(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
-    items = tables.read("content_embeddings").where("signal = 'text'").select("item_id").distinct().count()
+    items = tables.read("content_embeddings").frame.where("signal = 'text'").select("item_id").distinct().count()
     for r in range(ROUNDS):
         version = fit.run(cfg, tables)["artifacts"][0]["version"]
         job = ("encode_items", [*overrides_of(cfg), "encode.signal=text", f"encode.sid_version={version}"])

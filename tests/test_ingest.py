@@ -17,8 +17,9 @@ def test_ingest_tables_have_expected_schema_and_rows(demo_tables) -> None:  # ty
     cfg, tables, summary = demo_tables
     written = summary["written"]
     assert written["items"]["rows"] == DEMO_ITEMS
-    for table, schema in inspect.UPSTREAM.items():
-        tables.check_schema(table, schema)
+    for table in inspect.UPSTREAM:
+        schema = schemas.by_table()[table]
+        tables.check_schema(table)
         dt = DeltaTable(tables.location(table))
         assert dt.version() == written[table]["version"] == 0
         assert sorted(f.name for f in dt.schema().fields) == sorted(schema)
@@ -28,7 +29,7 @@ def test_ingest_tables_have_expected_schema_and_rows(demo_tables) -> None:  # ty
 
 def test_content_embeddings_are_real_and_complete(demo_tables) -> None:  # type: ignore[no-untyped-def]
     _, tables, _ = demo_tables
-    pdf = tables.read("content_embeddings").toPandas()
+    pdf = tables.read("content_embeddings").frame.toPandas()
     by_signal = {s: g for s, g in pdf.groupby("signal")}
     assert set(by_signal) == {"text", "credits", "genres"}
     assert by_signal["text"]["item_id"].nunique() == DEMO_ITEMS
@@ -45,7 +46,7 @@ def test_content_embeddings_are_real_and_complete(demo_tables) -> None:  # type:
 
 def test_events_labels(demo_tables) -> None:  # type: ignore[no-untyped-def]
     _, tables, _ = demo_tables
-    ev = tables.read("events").toPandas()
+    ev = tables.read("events").frame.toPandas()
     assert set(ev.columns) == set(schemas.EVENTS)
     assert ev["item_id"].max() <= DEMO_ITEMS
     assert 0.4 < ev["click"].mean() < 0.75 and 0.1 < ev["conv"].mean() < ev["click"].mean()

@@ -23,7 +23,7 @@ def sid_rows(spark, ids, version):  # type: ignore[no-untyped-def]
 
 def by_version(tables: Tables) -> dict[int, list[int]]:
     got: dict[int, list[int]] = {}
-    for r in tables.read("item_sids").collect():
+    for r in tables.read("item_sids").frame.collect():
         got.setdefault(int(r["sid_version"]), []).append(int(r["item_id"]))
     return {v: sorted(ids) for v, ids in got.items()}
 

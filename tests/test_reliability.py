@@ -168,10 +168,10 @@ def test_unknown_signal_wrong_schema_empty_and_missing_tables(pipeline, tmp_path
     with pytest.raises(TableError, match="table 'content_embeddings' not found"):
         fit.run(cfg, other)
     wrong = {k: v for k, v in schemas.CONTENT_EMBEDDINGS.items() if k != "logged_at"}
-    other.write(tables.read("content_embeddings").drop("logged_at"), "content_embeddings", expected=wrong)
+    other.write(tables.read("content_embeddings").frame.drop("logged_at"), "content_embeddings", expected=wrong)
     with pytest.raises(TableError, match=r"missing columns \['logged_at'\]"):
         fit.run(cfg, other)
-    other.write(tables.read("content_embeddings").limit(0), "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS)
+    other.write(tables.read("content_embeddings").frame.limit(0), "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS)
     with pytest.raises(TableError, match=r"signal 'text' not in content_embeddings \(found: no rows\)"):
         fit.run(cfg, other)
     assert ArtifactStore(cfg.artifacts.root).versions() == []

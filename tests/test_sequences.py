@@ -57,8 +57,8 @@ def sequences_env(spark, demo_tables, root: Path):  # type: ignore[no-untyped-de
     _, demo, _ = demo_tables
     cfg = SidlibConfig(tables=TablesConfig(root=str(root)))
     tables = Tables(spark, cfg.tables)
-    tables.write(demo.read("events"), "events", expected=schemas.EVENTS)
-    items = demo.read("items").select("item_id").toPandas()["item_id"].to_numpy(np.int64)
+    tables.write(demo.read("events").frame, "events")
+    items = demo.read("items").frame.select("item_id").toPandas()["item_id"].to_numpy(np.int64)
     encoded = items[has_sid(items)]
     credits = synthetic_item_sids(encoded, 2, signal="credits")
     credits["codes"] = [c[::-1].copy() for c in credits["codes"]]

@@ -19,7 +19,7 @@ def frame(spark, ids, part):  # type: ignore[no-untyped-def]
 
 
 def rows(tables, table="item_sids"):  # type: ignore[no-untyped-def]
-    return sorted((r["item_id"], r["part"], tuple(r["codes"])) for r in tables.read(table).collect())
+    return sorted((r["item_id"], r["part"], tuple(r["codes"])) for r in tables.read(table, expected=SCHEMA).frame.collect())
 
 
 def test_write_read_versions_recorded(fresh_tables) -> None:  # type: ignore[no-untyped-def]
@@ -28,7 +28,7 @@ def test_write_read_versions_recorded(fresh_tables) -> None:  # type: ignore[no-
     assert t.write(frame(t.spark, range(3), 1), "item_sids", expected=SCHEMA, mode="append") == 1
     assert len(rows(t)) == 8
     assert t.reads[-1].version == 1 and t.reads[-1].table == "item_sids"
-    assert t.read("item_sids", version=0).count() == 5
+    assert t.read("item_sids", version=0, expected=SCHEMA).frame.count() == 5
 
 
 def test_delta_files_roll_at_the_target_size(fresh_tables) -> None:  # type: ignore[no-untyped-def]

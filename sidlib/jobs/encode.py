@@ -18,6 +18,7 @@ from sidlib.sid import hash_size
 from sidlib.spark import pointer
 from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, read_signal, settle_deferred
 from sidlib.spark.encode import encode_batches
+from sidlib.spark.tables import sid_version_is
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def _encode_locked(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str
     partition = {"sid_version": artifact.version}
     before = 0
     if mode == "incremental" and tables.exists("item_sids"):
-        existing = tables.read("item_sids").where(f"sid_version = {int(artifact.version)}").select("item_id")
+        existing = tables.read("item_sids").frame.where(sid_version_is(artifact.version)).select("item_id")
         before = existing.count()
         frame = frame.join(existing, "item_id", "left_anti")
     encoded = frame.mapInArrow(encode_batches(str(ArtifactStore(cfg.artifacts.root).root), artifact.version,
@@ -87,12 +88,12 @@ def _encode_locked(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str
                                schemas.ddl(schemas.ITEM_SIDS))
     layout = sid_partitioning(cfg.tables.format)
     if mode == "incremental":
-        version = tables.upsert(encoded, "item_sids", ["item_id", "sid_version"], expected=schemas.ITEM_SIDS,
+        version = tables.upsert(encoded, "item_sids", ["item_id", "sid_version"],
                                 partition_by=layout)
     else:
-        version = tables.overwrite_partition(encoded, "item_sids", partition, expected=schemas.ITEM_SIDS,
+        version = tables.overwrite_partition(encoded, "item_sids", partition,
                                              partition_by=layout)
-    total = tables.read_unpinned("item_sids").where(f"sid_version = {int(artifact.version)}").count()
+    total = tables.read_unpinned("item_sids").where(sid_version_is(artifact.version)).count()
     data = settle_deferred(tables, data, total - before, quality=cfg.data_quality, job="encode_items")
     summary = {"signal": artifact.signal, "sid_version": artifact.version, "mode": mode,
                "items_encoded": total - before, "items_in_version": total, "item_sids_version": version,

@@ -29,7 +29,7 @@ from sidlib.ranker.model import TASKS
 from sidlib.ranker.offline import SLICES, ne_gain, roi, slice_masks, slice_ne, t_interval
 from sidlib.ranker.report import write_report
 from sidlib.sid import side_codes
-from sidlib.spark.tables import sql_literal
+from sidlib.spark.tables import equality_predicate, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def build_ranker(variant: Variant, ec: EvaluateConfig, cardinalities: list[int],
 
 def content_matrix(tables: Any, signal: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
     """``(item_ids, embeddings)`` of the signal's rows of ``model_version`` (the newest per item)."""
-    rows = tables.read("content_embeddings").where(
+    rows = tables.read("content_embeddings").frame.where(
         f"signal = {sql_literal(signal)} AND model_version = {sql_literal(model_version)}").selectExpr(
         "item_id", "embedding", "logged_at").toPandas()
     if rows.empty:
@@ -71,8 +71,8 @@ def content_matrix(tables: Any, signal: str, model_version: str) -> tuple[np.nda
 
 
 def item_sids(tables: Any, signal: str, version: int) -> dict[int, int]:
-    rows = tables.read("item_sids").where(
-        f"signal = {sql_literal(signal)} AND sid_version = {int(version)}").select("item_id", "sid").toPandas()
+    rows = tables.read("item_sids").frame.where(
+        equality_predicate({"signal": signal, "sid_version": int(version)})).select("item_id", "sid").toPandas()
     return dict(zip(rows["item_id"].astype(int), rows["sid"].astype(int)))
 
 
@@ -158,7 +158,7 @@ def evaluate(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
 
     ids, matrix = content_matrix(tables, artifact.signal, artifact.model_version)
     raw = RawEmbeddings(ids, matrix) if any(v.kind == "raw" for v in variants) else None
-    items = tables.read("items").select("item_id", "title").toPandas()
+    items = tables.read("items").frame.select("item_id", "title").toPandas()
     titles = {int(k): str(v) for k, v in zip(items["item_id"], items["title"])}
 
     test = data["test"]

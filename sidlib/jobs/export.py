@@ -81,9 +81,7 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     quantile_levels(cfg.export)  # config errors before any Spark work
     if cfg.export.rows_per_file is not None and cfg.export.rows_per_file < 1:
         raise ConfigError(f"export.rows_per_file must be >= 1 or null, got {cfg.export.rows_per_file}")
-    seq = tables.read("sequences")
-    seq_version = tables.reads[-1].version
-    tables.check_schema("sequences", schemas.SEQUENCES)
+    seq, seq_version = tables.read("sequences")
     seq_rows = seq.count()
     log.info("read sequences version %s: %d rows", seq_version, seq_rows)
     if not seq_rows:
@@ -98,7 +96,7 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
         out = out.repartition(max(1, -(-seq_rows // cfg.export.rows_per_file)))
     out = out.select(*schemas.RANKER_TRAINING)
     t0 = time.perf_counter()
-    version = tables.write(out, "ranker_training", expected=schemas.RANKER_TRAINING, partition_by=["split"])
+    version = tables.write(out, "ranker_training", partition_by=["split"])
     write_seconds = time.perf_counter() - t0
 
     stats = {r["split"]: r for r in tables.read_unpinned("ranker_training").groupBy("split").agg(

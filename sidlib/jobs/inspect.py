@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidlib import schemas
 from sidlib.config import SidlibConfig
 
-UPSTREAM = {"items": schemas.ITEMS, "events": schemas.EVENTS, "content_embeddings": schemas.CONTENT_EMBEDDINGS}
+UPSTREAM = ("items", "events", "content_embeddings")
 
 
 def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     report = {}
-    for table, schema in UPSTREAM.items():
-        df = tables.read(table)
-        tables.check_schema(table, schema)
-        report[table] = {"rows": df.count(), "version": tables.reads[-1].version}
-    signals = tables.read("content_embeddings").groupBy("signal", "model_version").count().collect()
+    for table in UPSTREAM:
+        df, version = tables.read(table)
+        report[table] = {"rows": df.count(), "version": version}
+    signals = tables.read("content_embeddings").frame.groupBy("signal", "model_version").count().collect()
     report["signals"] = {f"{r['signal']}@{r['model_version']}": r["count"] for r in sorted(signals, key=lambda r: r["signal"])}
     return {"job": "inspect_tables", "tables": report}

@@ -22,6 +22,7 @@ from sidlib.config import SidlibConfig
 from sidlib.jobs import fit
 from sidlib.jobs.encode import encode_signal
 from sidlib.spark import pointer
+from sidlib.spark.tables import sid_version_is
 from sidlib.spark.embeddings import FUSION_SIGNAL, composite_model_version, latest_model_version
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 def prefix_changes(tables: Any, old: int, new: int) -> dict[str, int]:
     """Items encoded by both versions, and how many changed their first code / whole SID."""
     sids = tables.read_unpinned("item_sids")
-    a = sids.where(f"sid_version = {int(old)}").selectExpr("item_id", "ngrams[0] AS p_old", "sid AS s_old")
-    b = sids.where(f"sid_version = {int(new)}").selectExpr("item_id", "ngrams[0] AS p_new", "sid AS s_new")
+    a = sids.where(sid_version_is(old)).selectExpr("item_id", "ngrams[0] AS p_old", "sid AS s_old")
+    b = sids.where(sid_version_is(new)).selectExpr("item_id", "ngrams[0] AS p_new", "sid AS s_new")
     row = a.join(b, "item_id").selectExpr(
         "count(*) AS compared", "sum(CASE WHEN p_old != p_new THEN 1 ELSE 0 END) AS prefix_changed",
         "sum(CASE WHEN s_old != s_new THEN 1 ELSE 0 END) AS sid_changed").collect()[0]
@@ -45,7 +46,7 @@ def rollout_coverage(tables: Any, signal: str, covered_by: int, model_version: s
     on its own and reports the least covered one."""
     import pyspark.sql.functions as F
 
-    content = tables.read("content_embeddings", version=source_version)
+    content = tables.read("content_embeddings", version=source_version).frame
     if signal == FUSION_SIGNAL:
         new, old = json.loads(model_version), json.loads(trained_on)
         changed = {name: version for name, version in new.items() if old.get(name) != version} or new
@@ -111,7 +112,7 @@ def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: 
 
 def upstream_model_version(cfg: SidlibConfig, tables: Any, signal: str, source_version: int | None) -> str:
     """The newest upstream model version of ``signal`` (for ``fusion``: of each input signal, composed)."""
-    content = tables.read("content_embeddings", version=source_version)
+    content = tables.read("content_embeddings", version=source_version).frame
     if signal != FUSION_SIGNAL:
         return latest_model_version(content, signal)
     return composite_model_version({s: latest_model_version(content, s) for s in cfg.fit.signals})

@@ -14,6 +14,7 @@ from sidlib.artifacts import ArtifactStore
 from sidlib.config import SidlibConfig
 from sidlib.errors import ConfigError, SidlibError
 from sidlib.spark import pointer
+from sidlib.spark.tables import sid_version_is
 
 
 def rollback(cfg: SidlibConfig, tables: Any, signal: str, to_version: int | None = None) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def rollback(cfg: SidlibConfig, tables: Any, signal: str, to_version: int | None
     artifact = ArtifactStore(cfg.artifacts.root).get(int(target))
     if artifact.signal != signal:
         raise SidlibError(f"artifact v{target} belongs to signal {artifact.signal!r}, not {signal!r}")
-    rows = tables.read_unpinned("item_sids").where(f"sid_version = {int(target)}").count() if tables.exists("item_sids") else 0
+    rows = tables.read_unpinned("item_sids").where(sid_version_is(target)).count() if tables.exists("item_sids") else 0
     if rows == 0:
         raise SidlibError(f"item_sids has no rows for version {target}: re-encode it before rolling back")
     try:

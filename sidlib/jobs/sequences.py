@@ -18,7 +18,7 @@ from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.spark import pointer
 from sidlib.spark.sequences import build_sequences
-from sidlib.spark.tables import sql_literal
+from sidlib.spark.tables import sid_version_is, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +72,17 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     sc = cfg.sequences
     start = time.perf_counter()
 
-    events = tables.read("events")
-    events_version = tables.reads[-1].version
-    tables.check_schema("events", schemas.EVENTS)
+    events, events_version = tables.read("events")
     events_rows, null_rows = count_rows(events)
     if null_rows:
         raise TableError(f"events version {events_version} has {null_rows} rows with a null "
                          f"{'/'.join(schemas.EVENTS)}: histories need every key and label")
     log.info("read events version %s: %d rows", events_version, events_rows)
 
-    all_sids = tables.read("item_sids")
-    sids_read = tables.reads[-1].version
-    tables.check_schema("item_sids", schemas.ITEM_SIDS)
+    all_sids, sids_read = tables.read("item_sids")
     signal_sids = all_sids.where(f"signal = {sql_literal(sc.signal)}")
     version, source = resolve_sid_version(tables, sc.signal, sc.sid_version, signal_sids)
-    sids = signal_sids.where(f"sid_version = {int(version)}")
+    sids = signal_sids.where(sid_version_is(version))
     layout = item_sid_layout(sids, sc.signal, version)
     log.info("read item_sids version %s: signal %s, sid_version %d (%s), %d items, %d codes, %d ngrams",
              sids_read, sc.signal, version, source, layout["items"], layout["n_codes"], layout["n_ngrams"])
@@ -96,7 +92,7 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
                           history_length=sc.history_length, max_events_per_task=sc.max_events_per_task,
                           total_rows=events_rows, rows_per_file=sc.rows_per_file)
     t0 = time.perf_counter()
-    written_version = tables.write(out, "sequences", expected=schemas.SEQUENCES)
+    written_version = tables.write(out, "sequences")
     write_seconds = time.perf_counter() - t0
     written = tables.read_unpinned("sequences")
     rows = written.count()

@@ -25,7 +25,7 @@ from typing import Any
 
 from sidlib import schemas
 from sidlib.errors import SidlibError, TableError
-from sidlib.spark.tables import Tables, quote_identifier
+from sidlib.spark.tables import Tables, equality_predicate, quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +173,12 @@ def _merge_catalog(tables: Tables, new: Pointer, expected: int | None, over_hold
     source = tables.spark.createDataFrame(frame, schema=schemas.ddl(schemas.SID_POINTER))
     try:
         if not tables.exists("sid_pointer"):
-            tables.write(source, "sid_pointer", expected=schemas.SID_POINTER, mode="append")
+            tables.write(source, "sid_pointer", mode="append")
             return True
         if "held" not in tables.read_unpinned("sid_pointer").columns:  # a table from before holds existed
             tables.spark.sql(f"ALTER TABLE {tables.sql_target('sid_pointer')} ADD COLUMNS (held BOOLEAN)").collect()
         view = tables.temp_view(source)
-        guard = "t.sid_version IS NULL" if expected is None else f"t.sid_version = {int(expected)}"
+        guard = "t.sid_version IS NULL" if expected is None else equality_predicate({"sid_version": int(expected)}, "t")
         if not over_hold:
             guard += " AND NOT coalesce(t.held, false)"
         try:

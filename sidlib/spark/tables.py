@@ -2,7 +2,9 @@
 
 What this layer guarantees to the jobs:
 
-* every read is recorded with the table version it saw (:attr:`Tables.reads`), and can be pinned;
+* every read returns the frame with the table version it saw (:class:`Snapshot`), is recorded
+  (:attr:`Tables.reads`) and can be pinned; its schema is checked against the table's registered one
+  (:func:`sidlib.schemas.by_table`), as is every write's;
 * partition overwrite is idempotent and atomic on Delta: one ``MERGE ... ON FALSE`` commit that inserts
   the new rows and deletes the partition's old ones (``replaceWhere`` would be the usual tool, but
   pysail 0.7.2 rejects it for tables with array columns written from Python: the Arrow list field is
@@ -21,7 +23,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 from sidlib import schemas
 from sidlib.config import TablesConfig
@@ -58,6 +60,18 @@ def equality_predicate(values: Mapping[str, Any], alias: str | None = None) -> s
     """``col1 = lit1 AND col2 = lit2`` from validated names and literals."""
     prefix = f"{quote_identifier(alias)}." if alias else ""
     return " AND ".join(f"{prefix}{quote_identifier(k)} = {sql_literal(v)}" for k, v in values.items())
+
+
+def sid_version_is(version: int) -> str:
+    """The predicate that selects one SID version's rows (of ``item_sids``)."""
+    return equality_predicate({"sid_version": int(version)})
+
+
+class Snapshot(NamedTuple):
+    """A table read at one version: the frame and that version (``None`` for Parquet)."""
+
+    frame: "DataFrame"
+    version: int | None
 
 
 @dataclass(frozen=True)
@@ -133,15 +147,17 @@ class Tables:
         if not self.exists(table):
             raise TableError(f"table {table!r} not found at {self.location(table)}")
 
-    def read(self, table: str, version: int | None = None) -> "DataFrame":
-        """Read ``table`` at ``version`` (default: the current one, which is then pinned and recorded)."""
+    def read(self, table: str, version: int | None = None, *, expected: Mapping[str, str] | None = None) -> Snapshot:
+        """Read ``table`` at ``version`` (default: the current one, which is then pinned), recorded,
+        its schema checked against ``expected`` (default: the table's registered schema)."""
         self._require(table)
         if version is None:
             version = self.version(table)
         df = self._load(table, version)
+        _compare_schema(table, _simple_schema(df), self._schema(table, expected))
         self.reads.append(TableRead(table, self.location(table), self.cfg.format, version))
         log.info("read %s (%s) version %s", table, self.location(table), version)
-        return df
+        return Snapshot(df, version)
 
     def read_unpinned(self, table: str) -> "DataFrame":
         """The table's latest state whenever the plan runs, not recorded: for control tables (the SID
@@ -163,12 +179,14 @@ class Tables:
         df: "DataFrame",
         table: str,
         *,
-        expected: Mapping[str, str],
+        expected: Mapping[str, str] | None = None,
         mode: str = "overwrite",
         partition_by: Sequence[str] = (),
     ) -> int | None:
-        """Write the whole table (``overwrite``) or ``append``; returns the new version."""
+        """Write the whole table (``overwrite``) or ``append``; returns the new version. ``expected``:
+        the schema the data and the table must have (default: the table's registered one)."""
         self._check_root()
+        expected = self._schema(table, expected)
         self._check_frame(df, table, expected)
         if self._parquet_paths:
             return self._write_parquet(df, table, expected, mode=mode, partition_by=partition_by)
@@ -189,7 +207,7 @@ class Tables:
         table: str,
         partition: Mapping[str, Any],
         *,
-        expected: Mapping[str, str],
+        expected: Mapping[str, str] | None = None,
         partition_by: Sequence[str],
     ) -> int | None:
         """Replace exactly the rows where ``partition`` holds (e.g. ``{"sid_version": 3}``) with ``df``,
@@ -201,6 +219,7 @@ class Tables:
         append: callers claim a partition first (refresh claims artifact versions). On Parquet path
         tables the partition directory is exchanged with a staged one (:mod:`sidlib.spark.parquet_commit`)."""
         self._check_root()
+        expected = self._schema(table, expected)
         if self._parquet_paths:
             return self._replace_parquet_partition(df, table, partition, expected=expected, partition_by=partition_by)
         # append, even to create the table: two runs creating it at once must not overwrite each other
@@ -216,11 +235,12 @@ class Tables:
         self.spark.catalog.dropTempView(view)
         return self._after_write(table, expected)
 
-    def upsert(self, df: "DataFrame", table: str, keys: Sequence[str], *, expected: Mapping[str, str],
+    def upsert(self, df: "DataFrame", table: str, keys: Sequence[str], *, expected: Mapping[str, str] | None = None,
                partition_by: Sequence[str] = ()) -> int | None:
         """Insert new rows and update existing ones matched on ``keys`` (``MERGE INTO`` on Delta;
         Parquet has no MERGE, so there it is an append and callers pass only new keys)."""
         self._check_root()
+        expected = self._schema(table, expected)
         if self.cfg.format != "delta":
             return self.write(df, table, expected=expected, mode="append", partition_by=partition_by)
         if not self.exists(table):
@@ -280,14 +300,23 @@ class Tables:
             self._root_checked = True
 
     # -------------------------------------------------------------------- schemas
-    def check_schema(self, table: str, expected: Mapping[str, str]) -> None:
+    @staticmethod
+    def _schema(table: str, expected: Mapping[str, str] | None) -> Mapping[str, str]:
+        """``expected``, else the registered schema of ``table``."""
+        if expected is not None:
+            return expected
+        registry = schemas.by_table()
+        if table not in registry:
+            raise TableError(f"table {table!r} has no registered schema in sidlib.schemas: pass expected=")
+        return registry[table]
+
+    def check_schema(self, table: str, expected: Mapping[str, str] | None = None) -> None:
         """Raise :class:`TableError` unless ``table`` has exactly the expected columns and types
-        (Spark ``simpleString`` types, e.g. ``array<float>``)."""
-        schema = self._load(table, None).schema
-        _compare_schema(table, {f.name: f.dataType.simpleString() for f in schema.fields}, expected)
+        (Spark ``simpleString`` types, e.g. ``array<float>``; default: its registered schema)."""
+        _compare_schema(table, _simple_schema(self._load(table, None)), self._schema(table, expected))
 
     def _check_frame(self, df: "DataFrame", table: str, expected: Mapping[str, str]) -> None:
-        _compare_schema(f"data for {table}", {f.name: f.dataType.simpleString() for f in df.schema.fields}, expected)
+        _compare_schema(f"data for {table}", _simple_schema(df), expected)
 
     def _after_write(self, table: str, expected: Mapping[str, str]) -> int | None:
         self.check_schema(table, expected)
@@ -300,6 +329,10 @@ class Tables:
         name = f"sidlib_src_{uuid.uuid4().hex}"
         df.createOrReplaceTempView(name)
         return name
+
+
+def _simple_schema(df: "DataFrame") -> dict[str, str]:
+    return {f.name: f.dataType.simpleString() for f in df.schema.fields}
 
 
 def _compare_schema(what: str, actual: Mapping[str, str], expected: Mapping[str, str]) -> None:
