@@ -305,7 +305,7 @@ def one_duplicate_check(method: str, n: int, work: Path) -> dict[str, Any]:
     import pyspark.sql.functions as F
 
     from sidlib.config import EngineConfig
-    from sidlib.spark.embeddings import has_duplicate_ids
+    from sidlib.spark.row_checks import has_duplicate_ids
     from sidlib.spark.session import open_session
 
     path = work / f"n{n}" / "tables" / "content_embeddings"

@@ -41,7 +41,7 @@ def as_float_matrix(X: Any, dim: int | None = None, *, name: str = "X") -> np.nd
 
 def as_tensor(arr: np.ndarray) -> torch.Tensor:
     """``torch.from_numpy(arr)``, read-only arrays included, with no copy. Embeddings arrive as
-    read-only views of Arrow buffers (:func:`sidlib.spark.embeddings.arrow_matrix`); quantizers only
+    read-only views of Arrow buffers (:func:`sidlib.spark.arrow_lists.arrow_matrix`); quantizers only
     read their inputs, so torch's warning about writing to a non-writable array cannot apply and
     copying every batch to silence it would cost the encode hot path a memcpy."""
     with warnings.catch_warnings():

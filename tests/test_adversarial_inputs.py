@@ -46,7 +46,7 @@ def test_wrong_dimension_rows_scanned_first_do_not_block_full_encode_or_refresh(
     write_embeddings(tables, short, mode="overwrite")  # the bad rows are the first file scanned
     write_embeddings(tables, everything)
     # which rows a sample gets depends on the scan order: here it gets only the short ones
-    monkeypatch.setattr(embeddings, "_sampled_size", lambda rows: 383)
+    monkeypatch.setattr(embeddings, "sampled_size", lambda rows: 383)
     with caplog.at_level(logging.INFO, logger="sidlib.spark.embeddings"):
         result = refresh.run(cfg, tables)["signals"][0]
     assert "checking every row first" in caplog.text

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from sidlib.errors import InvalidInputError
-from sidlib.spark.embeddings import arrow_matrix
+from sidlib.spark.arrow_lists import arrow_matrix
 from sidlib.spark.arrow_lists import list_column, list_series
 
 

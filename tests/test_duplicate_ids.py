@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sidlib.spark.embeddings import has_duplicate_ids, repeated_ids_in_partition
+from sidlib.spark.row_checks import has_duplicate_ids, repeated_ids_in_partition
 
 
 @pytest.mark.parametrize("ids, repeated", [

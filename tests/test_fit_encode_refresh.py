@@ -15,7 +15,7 @@ from sidlib.artifacts import ArtifactError, ArtifactStore
 from sidlib.jobs import encode, fit, refresh
 from sidlib.sid import pack, prefix_ngrams
 from sidlib.spark import pointer
-from sidlib.spark.embeddings import to_matrix
+from sidlib.spark.arrow_lists import to_matrix
 
 
 def sids_frame(tables, version: int) -> pd.DataFrame:  # type: ignore[no-untyped-def]

@@ -11,7 +11,8 @@ from sidlib.artifacts import ArtifactStore
 from sidlib.config import DataQualityConfig
 from sidlib.jobs import encode, fit
 from sidlib.sid import pack
-from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, to_matrix
+from sidlib.spark.arrow_lists import to_matrix
+from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
 
 
 def test_read_fused_concatenates_signals_with_presence_flags(pipeline) -> None:  # type: ignore[no-untyped-def]

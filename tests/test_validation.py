@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from sidlib.quantizers import build
-from sidlib.spark.embeddings import arrow_matrix
+from sidlib.spark.arrow_lists import arrow_matrix
 from sidlib.validation import as_tensor
 
 
@@ -37,7 +37,7 @@ def test_quantizers_fit_and_encode_read_only_input_silently():
 
 
 def test_usable_rows_drops_what_the_sql_checks_reject():
-    from sidlib.spark.embeddings import usable_rows
+    from sidlib.spark.row_checks import usable_rows
 
     good = [0.5, 1.0, 2.0]
     column = pa.array([good, None, [1.0, 2.0], [float("nan"), 0.0, 0.0], [float("inf"), 0.0, 0.0],

@@ -16,7 +16,8 @@ from sidlib.artifacts import Artifact, ArtifactError, ArtifactStore
 from sidlib.config import SidlibConfig
 from sidlib.sid import hash_size
 from sidlib.spark import pointer
-from sidlib.spark.embeddings import FUSION_SIGNAL, read_fused, read_signal, settle_deferred
+from sidlib.spark.embeddings import RowsToEncode, read_for_encode, read_signal
+from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
 from sidlib.spark.encode import encode_batches
 from sidlib.spark.tables import sid_version_is
 
@@ -65,18 +66,21 @@ def encode_signal(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
 def _encode_locked(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str,
                    source_version: int | None) -> dict[str, Any]:
     start = time.perf_counter()
+    quality, job = cfg.data_quality, "encode_items"
     if artifact.signal == FUSION_SIGNAL:
-        data, _ = read_fused(tables, artifact.manifest["fit"]["signals"], quality=cfg.data_quality, job="encode_items",
-                             model_versions=json.loads(artifact.model_version), source_version=source_version)
+        fused, _ = read_fused(tables, artifact.manifest["fit"]["signals"], quality=quality, job=job,
+                              model_versions=json.loads(artifact.model_version), source_version=source_version)
+        rows = RowsToEncode.checked(fused)
+    elif mode == "full":  # a full encode reads every row once anyway: its UDF checks the rows
+        rows = read_for_encode(tables, artifact.signal, model_version=artifact.model_version,
+                               dim=artifact.manifest["dim"], quality=quality, job=job, source_version=source_version)
     else:
-        # a full encode reads every row once anyway: the UDF checks the rows (see read_signal's defer_to_dim)
-        data = read_signal(tables, artifact.signal, model_version=artifact.model_version, quality=cfg.data_quality,
-                           job="encode_items", source_version=source_version,
-                           defer_to_dim=artifact.manifest["dim"] if mode == "full" else None)
-    if data.dim != artifact.manifest["dim"]:
+        rows = RowsToEncode.checked(read_signal(tables, artifact.signal, model_version=artifact.model_version,
+                                                quality=quality, job=job, source_version=source_version))
+    if rows.dim != artifact.manifest["dim"]:
         raise ArtifactError(f"artifact v{artifact.version} expects dim {artifact.manifest['dim']} but "
-                            f"{artifact.signal} embeddings have dim {data.dim}")
-    frame = data.frame
+                            f"{artifact.signal} embeddings have dim {rows.dim}")
+    frame = rows.frame
     partition = {"sid_version": artifact.version}
     before = 0
     if mode == "incremental" and tables.exists("item_sids"):
@@ -84,7 +88,7 @@ def _encode_locked(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str
         before = existing.count()
         frame = frame.join(existing, "item_id", "left_anti")
     encoded = frame.mapInArrow(encode_batches(str(ArtifactStore(cfg.artifacts.root).root), artifact.version,
-                                               artifact.signal, data.dim, cfg.data_quality.max_abs_value),
+                                               artifact.signal, rows.dim, cfg.data_quality.max_abs_value),
                                schemas.ddl(schemas.ITEM_SIDS))
     layout = sid_partitioning(cfg.tables.format)
     if mode == "incremental":
@@ -94,7 +98,7 @@ def _encode_locked(cfg: SidlibConfig, tables: Any, artifact: Artifact, mode: str
         version = tables.overwrite_partition(encoded, "item_sids", partition,
                                              partition_by=layout)
     total = tables.read_unpinned("item_sids").where(sid_version_is(artifact.version)).count()
-    data = settle_deferred(tables, data, total - before, quality=cfg.data_quality, job="encode_items")
+    data = rows.settle(total - before)
     summary = {"signal": artifact.signal, "sid_version": artifact.version, "mode": mode,
                "items_encoded": total - before, "items_in_version": total, "item_sids_version": version,
                "rejected": data.rejected, "seconds": round(time.perf_counter() - start, 2)}

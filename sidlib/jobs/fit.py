@@ -19,7 +19,9 @@ from sidlib.config import SidlibConfig, to_dict
 from sidlib.metrics import reconstruction_report
 from sidlib.quantizers import EMQuantizer, quantizer_class
 from sidlib.quantizers.fusion import signal_report
-from sidlib.spark.embeddings import FUSION_SIGNAL, SignalData, hash_fraction, read_fused, read_signal
+from sidlib.spark.embeddings import SignalData, read_signal
+from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
+from sidlib.spark.sampling import hash_fraction
 from sidlib.spark.fit import (build_quantizer, collect_training_rows, fit_em_distributed, fit_em_in_process,
                               ordered_rows, train_neural_distributed, uses_vae)
 

@@ -23,7 +23,8 @@ from sidlib.jobs import fit
 from sidlib.jobs.encode import encode_signal
 from sidlib.spark import pointer
 from sidlib.spark.tables import sid_version_is
-from sidlib.spark.embeddings import FUSION_SIGNAL, composite_model_version, latest_model_version
+from sidlib.spark.embeddings import latest_model_version
+from sidlib.spark.fused_rows import FUSION_SIGNAL, composite_model_version
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,14 @@
-"""Rows of a 2-D numpy array as an Arrow list column, for UDF outputs: one flat values buffer and an
-offsets array, no Python object per row (what ``list(matrix)`` in a pandas column would cost)."""
+"""Arrow list columns and 2-D numpy arrays, both ways, for UDFs: one flat values buffer and an offsets
+array, no Python object per row (what ``list(matrix)`` in a pandas column, or ``np.stack`` of a
+column of arrays, would cost)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from sidlib.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,3 +30,37 @@ def list_series(matrix: np.ndarray) -> "pd.Series":
     import pandas as pd
 
     return pd.Series(pd.arrays.ArrowExtensionArray(list_column(matrix)))
+
+
+def to_matrix(values: Any) -> np.ndarray:
+    """A pandas/Arrow column of equal-length float arrays as one float32 ``[n, dim]`` matrix."""
+    if len(values) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(values.to_numpy() if hasattr(values, "to_numpy") else values).astype(np.float32, copy=False)
+
+
+def arrow_matrix(column: Any) -> np.ndarray:
+    """An Arrow ``list<float>`` column (array or chunked) of equal-length rows as one float32 ``[n, dim]``
+    matrix, straight from the values buffer: no Python object per row (what ``mapInArrow`` UDFs use).
+    When the values are already float32 the matrix is a read-only view of that buffer, not a copy."""
+    column, lengths = list_lengths(column)
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    if column.null_count or (lengths != lengths[0]).any():
+        raise InvalidInputError("embeddings must be non-null and all of one length within a batch")
+    return values_matrix(column.flatten(), len(column), int(lengths[0]))
+
+
+def list_lengths(column: Any) -> tuple[Any, np.ndarray]:
+    """An Arrow list column (array or chunked) as one array, and each row's length from its offsets."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column, np.diff(column.offsets.to_numpy())
+
+
+def values_matrix(values: Any, rows: int, dim: int) -> np.ndarray:
+    """Flat Arrow values as a float32 ``[rows, dim]`` matrix: a read-only view of their buffer when they
+    are float32 already, a converted copy otherwise."""
+    return values.to_numpy(zero_copy_only=False).reshape(rows, dim).astype(np.float32, copy=False)

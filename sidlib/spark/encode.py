@@ -51,7 +51,7 @@ def encode_batches(root: str, version: int, signal: str, dim: int, max_abs_value
     def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         import pyarrow as pa
 
-        from sidlib.spark.embeddings import usable_rows
+        from sidlib.spark.row_checks import usable_rows
 
         quantizer = cached_quantizer(root, version)
         for batch in batches:

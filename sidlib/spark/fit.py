@@ -58,7 +58,7 @@ def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.R
         import pyarrow as pa
 
         from sidlib.device import set_worker_threads
-        from sidlib.spark.embeddings import arrow_matrix
+        from sidlib.spark.arrow_lists import arrow_matrix
 
         set_worker_threads()
         quantizer = quantizer_from_bytes(payload).to_preferred_device()
@@ -156,7 +156,8 @@ def collect_training_rows(frame: "DataFrame", sample_rows: int, salt: str) -> tu
     :func:`ordered_rows` picks for a distributed fit."""
     import pyspark.sql.functions as F
 
-    from sidlib.spark.embeddings import arrow_matrix, hash_fraction
+    from sidlib.spark.arrow_lists import arrow_matrix
+    from sidlib.spark.sampling import hash_fraction
 
     table = frame.select("item_id", "embedding", F.expr(hash_fraction("item_id", salt)).alias("_h")).toArrow()
     ids, hashes = table.column("item_id").to_numpy(), table.column("_h").to_numpy()
@@ -170,7 +171,8 @@ def ordered_rows(frame: "DataFrame", limit: int, salt: str) -> np.ndarray:
     """Up to ``limit`` rows in a fixed pseudo-random order (hash of item_id), as a matrix."""
     import pyspark.sql.functions as F
 
-    from sidlib.spark.embeddings import arrow_matrix, hash_fraction
+    from sidlib.spark.arrow_lists import arrow_matrix
+    from sidlib.spark.sampling import hash_fraction
 
     ordered = frame.withColumn("_h", F.expr(hash_fraction("item_id", salt))).orderBy("_h", "item_id").limit(limit)
     return arrow_matrix(ordered.select("embedding").toArrow().column("embedding"))
@@ -181,7 +183,7 @@ def train_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame
 
     def run(group: pd.DataFrame) -> pd.DataFrame:
         from sidlib.device import set_worker_threads
-        from sidlib.spark.embeddings import to_matrix
+        from sidlib.spark.arrow_lists import to_matrix
 
         set_worker_threads()
         start = time.perf_counter()
@@ -203,7 +205,7 @@ def evaluate_layout_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd
 
         from sidlib.device import set_worker_threads
         from sidlib.metrics import cosine_loss, unique_sid_rate, utilization
-        from sidlib.spark.embeddings import to_matrix
+        from sidlib.spark.arrow_lists import to_matrix
 
         set_worker_threads()
         start = time.perf_counter()

@@ -1,0 +1,12 @@
+"""Deterministic row selection: splits and samples by a hash of a key, never by row order or
+partitioning, so every engine and every rerun picks the same rows."""
+
+from __future__ import annotations
+
+from sidlib.spark.tables import sql_literal
+
+
+def hash_fraction(column: str, salt: str) -> str:
+    """SQL expression in [0, 1) from a hash of ``column`` and ``salt``: a deterministic split that does
+    not depend on partitioning or row order."""
+    return f"pmod(xxhash64({column}, {sql_literal(salt)}), 1000000) / 1000000.0"
