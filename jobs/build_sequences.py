@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.sequences` for what it does.
+"""Entry script of the ``build_sequences`` job (:mod:`sidlib.jobs.build_sequences`):
 
     python jobs/build_sequences.py --conf conf/demo.yaml [sequences.history_length=50 ...]
     spark-submit jobs/build_sequences.py --conf conf/demo.yaml engine.name=active
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import sequences
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(sequences.run, description=sequences.__doc__))
+    sys.exit(run_script(__file__))

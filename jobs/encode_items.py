@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.encode` for what it does.
+"""Entry script of the ``encode_items`` job (:mod:`sidlib.jobs.encode_items`):
 
     python jobs/encode_items.py --conf conf/demo.yaml [key=value ...]
     spark-submit jobs/encode_items.py --conf conf/demo.yaml engine.name=active
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import encode
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(encode.run, description=encode.__doc__))
+    sys.exit(run_script(__file__))

@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.evaluate` for what it does.
+"""Entry script of the ``evaluate_ranker`` job (:mod:`sidlib.jobs.evaluate_ranker`):
 
     python jobs/evaluate_ranker.py --conf conf/demo.yaml [key=value ...]
     spark-submit jobs/evaluate_ranker.py --conf conf/demo.yaml engine.name=active
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import evaluate
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(evaluate.run, description=evaluate.__doc__))
+    sys.exit(run_script(__file__))

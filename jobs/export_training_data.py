@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.export` for what it does.
+"""Entry script of the ``export_training_data`` job (:mod:`sidlib.jobs.export_training_data`):
 
     python jobs/export_training_data.py --conf conf/demo.yaml [export.valid_fraction=0.1 ...]
     spark-submit jobs/export_training_data.py --conf conf/demo.yaml engine.name=active
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import export
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(export.run, description=export.__doc__))
+    sys.exit(run_script(__file__))

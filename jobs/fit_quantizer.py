@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.fit` for what it does.
+"""Entry script of the ``fit_quantizer`` job (:mod:`sidlib.jobs.fit_quantizer`):
 
     python jobs/fit_quantizer.py --conf conf/demo.yaml fit.quantizer=rq_kmeans fit.signals=[text,credits]
     spark-submit jobs/fit_quantizer.py --conf conf/demo.yaml engine.name=active
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import fit
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(fit.run, description=fit.__doc__))
+    sys.exit(run_script(__file__))

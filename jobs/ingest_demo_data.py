@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.ingest` for what it does.
+"""Entry script of the ``ingest_demo_data`` job (:mod:`sidlib.jobs.ingest_demo_data`):
 
     python jobs/ingest_demo_data.py --conf conf/demo.yaml [key=value ...]
     spark-submit jobs/ingest_demo_data.py --conf conf/demo.yaml engine.name=active
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import ingest
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(ingest.run, description=ingest.__doc__))
+    sys.exit(run_script(__file__))

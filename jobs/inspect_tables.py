@@ -1,12 +1,11 @@
-"""Job entry point; see `sidlib.jobs.inspect` for what it does.
+"""Entry script of the ``inspect_tables`` job (:mod:`sidlib.jobs.inspect_tables`):
 
     python jobs/inspect_tables.py --conf conf/demo.yaml [key=value ...]
 """
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import inspect
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(inspect.run, description=inspect.__doc__))
+    sys.exit(run_script(__file__))

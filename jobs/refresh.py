@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.refresh` for what it does.
+"""Entry script of the ``refresh`` job (:mod:`sidlib.jobs.refresh`):
 
     python jobs/refresh.py --conf conf/demo.yaml [key=value ...]
     spark-submit jobs/refresh.py --conf conf/demo.yaml engine.name=active
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import refresh
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(refresh.run, description=refresh.__doc__))
+    sys.exit(run_script(__file__))

@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.rollback` for what it does.
+"""Entry script of the ``rollback`` job (:mod:`sidlib.jobs.rollback`):
 
     python jobs/rollback.py --conf conf/demo.yaml rollback.signal=text                     # to the previous version, held
     python jobs/rollback.py --conf conf/demo.yaml rollback.signal=text rollback.sid_version=3
@@ -7,8 +7,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import rollback
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(rollback.run, description=rollback.__doc__))
+    sys.exit(run_script(__file__))

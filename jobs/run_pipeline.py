@@ -1,12 +1,11 @@
-"""Job entry point; see `sidlib.jobs.pipeline` for what it does.
+"""Entry script of the ``run_pipeline`` job (:mod:`sidlib.jobs.run_pipeline`):
 
     python jobs/run_pipeline.py --conf conf/demo.yaml [key=value ...]
 """
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import pipeline
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(pipeline.run, description=pipeline.__doc__))
+    sys.exit(run_script(__file__))

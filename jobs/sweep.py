@@ -1,4 +1,4 @@
-"""Job entry point; see `sidlib.jobs.sweep` for what it does.
+"""Entry script of the ``sweep`` job (:mod:`sidlib.jobs.sweep`):
 
     python jobs/sweep.py --conf conf/demo.yaml sweep.quantizer=dpca sweep.bits=24
     python jobs/fit_quantizer.py --conf conf/generated/best_layout.yaml     # fit the winner
@@ -6,8 +6,7 @@
 
 import sys
 
-from sidlib.cli import main
-from sidlib.jobs import sweep
+from sidlib.jobs.entry import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(sweep.run, description=sweep.__doc__))
+    sys.exit(run_script(__file__))

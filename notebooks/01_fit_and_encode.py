@@ -9,12 +9,12 @@
 
 import json
 
-from sidlib.jobs import encode, fit, inspect
+from sidlib.jobs import encode_items, fit_quantizer, inspect_tables
 from sidlib.notebook import open_pipeline
 from sidlib.spark import pointer
 
 cfg, tables = open_pipeline()
-print(json.dumps(inspect.run(cfg, tables)["tables"], indent=2))
+print(json.dumps(inspect_tables.run(cfg, tables)["tables"], indent=2))
 
 # COMMAND ----------
 
@@ -22,7 +22,7 @@ print(json.dumps(inspect.run(cfg, tables)["tables"], indent=2))
 
 # COMMAND ----------
 
-fitted = fit.run(cfg, tables)
+fitted = fit_quantizer.run(cfg, tables)
 for artifact in fitted["artifacts"]:
     print(f"v{artifact['version']} {artifact['signal']}: held-out cosine loss {artifact['metrics']['cosine_loss']:.4f}, "
           f"unique SIDs {artifact['metrics']['unique_sid_rate']:.3f}")
@@ -36,7 +36,7 @@ for artifact in fitted["artifacts"]:
 for artifact in fitted["artifacts"]:
     store_version = artifact["version"]
     cfg.encode.signal, cfg.encode.sid_version = artifact["signal"], store_version
-    summary = encode.run(cfg, tables)
+    summary = encode_items.run(cfg, tables)
     current = pointer.current(tables, artifact["signal"])
     pointer.switch(tables, artifact["signal"], store_version, artifact["model_version"],
                    expected=current.sid_version if current else None)

@@ -8,12 +8,12 @@
 
 # COMMAND ----------
 
-from sidlib.jobs import export, sequences
+from sidlib.jobs import build_sequences, export_training_data
 from sidlib.notebook import open_pipeline
 from sidlib.reader import dataloader_from_config
 
 cfg, tables = open_pipeline()
-built = sequences.run(cfg, tables)
+built = build_sequences.run(cfg, tables)
 print(f"sequences: {built['written']['sequences']['rows']} impressions, history length {cfg.sequences.history_length}, "
       f"SIDs of {built['signal']} v{built['sid_version']}")
 
@@ -35,7 +35,7 @@ assert max(t for t, m in zip(row["hist_ts"], row["hist_mask"]) if m) < row["ts"]
 
 # COMMAND ----------
 
-exported = export.run(cfg, tables)
+exported = export_training_data.run(cfg, tables)
 print("rows per split:", exported["splits"], "boundaries:", exported["boundaries"])
 loader = dataloader_from_config(cfg, split="train", batch_size=256)
 for i, batch in enumerate(loader):

@@ -13,7 +13,7 @@ import base64
 import json
 from pathlib import Path
 
-from sidlib.jobs import evaluate
+from sidlib.jobs import evaluate_ranker
 from sidlib.notebook import on_databricks, open_pipeline
 
 cfg, tables = open_pipeline()
@@ -26,7 +26,7 @@ print(json.dumps({"variants": cfg.evaluate.variants, "seeds": cfg.evaluate.seeds
 
 # COMMAND ----------
 
-summary = evaluate.run(cfg, tables)
+summary = evaluate_ranker.run(cfg, tables)
 for name, row in summary["variants"].items():
     gain = {task: round(row["gain"][task]["cold"]["mean"], 2) for task in ("click", "conv")}
     print(f"{name}: NE click {row['ne']['click']['all']:.4f}, conv {row['ne']['conv']['all']:.4f}; cold gain % {gain}")

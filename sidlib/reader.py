@@ -34,7 +34,6 @@ from sidlib.errors import ConfigError, TableError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 #: Columns read by default: every numeric column of ``ranker_training`` (not ``signal``/``split``).
 DEFAULT_COLUMNS = tuple(c for c, t in schemas.RANKER_TRAINING.items() if t != "string")
 BOOL_COLUMNS = ("hist_mask",)
@@ -53,8 +52,8 @@ def _as_uri(path: str | Path) -> str:
 def snapshot_files(location: str, *, fmt: str = "delta", version: int | None = None,
                    split: str | None = None) -> tuple[list[str], int | None]:
     """``(file URIs, version)`` of the table at ``location`` (``version`` is ``None`` for Parquet)."""
-    if split is not None and split not in SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+    if split is not None and split not in schemas.SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(schemas.SPLITS)} or None, got {split!r}")
     if fmt == "delta":
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError

@@ -24,7 +24,7 @@ def ddl(schema: dict[str, str]) -> str:
 
 #: One row per (item, signal, SID version). ``signal`` is the content signal the SID encodes (or
 #: ``fusion`` for one SID over several signals); one SID version's rows are replaced together
-#: (partitioned by ``sid_version`` on Parquet only, see ``sidlib.jobs.encode.sid_partitioning``).
+#: (partitioned by ``sid_version`` on Parquet only, see ``sidlib.jobs.encode_items.sid_partitioning``).
 ITEM_SIDS = {
     "item_id": "bigint",
     "signal": "string",
@@ -88,5 +88,8 @@ SEQUENCES = {
     "hist_mask": "array<int>",
 }
 
-#: ``sequences`` plus a time-based ``split`` (``train``/``valid``/``test``); partitioned by ``split``.
+#: ``sequences`` plus a time-based ``split`` (one of :data:`SPLITS`); partitioned by ``split``.
 RANKER_TRAINING = {**SEQUENCES, "split": "string"}
+
+#: The values of ``ranker_training.split``, in time order.
+SPLITS = ("train", "valid", "test")

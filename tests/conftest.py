@@ -38,12 +38,12 @@ def spark(request: pytest.FixtureRequest) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def demo_tables(spark: object, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Real MovieLens/Wikidata/MiniLM tables for the first DEMO_ITEMS items, ingested once."""
-    from sidlib.jobs import ingest
+    from sidlib.jobs import ingest_demo_data
     from sidlib.spark.tables import Tables
 
     cfg = demo_config(tmp_path_factory.mktemp("demo_tables"))
     tables = Tables(spark, cfg.tables)  # type: ignore[arg-type]
-    summary = ingest.run(cfg, tables)
+    summary = ingest_demo_data.run(cfg, tables)
     return cfg, tables, summary
 
 

@@ -16,7 +16,7 @@ import pytest
 from sidlib import schemas
 from sidlib.artifacts import ArtifactStore
 from sidlib.errors import ConfigError
-from sidlib.jobs import encode, fit, refresh, rollback
+from sidlib.jobs import encode_items, fit_quantizer, refresh, rollback
 from sidlib.spark import embeddings, pointer
 from sidlib.spark.tables import Tables
 
@@ -53,7 +53,7 @@ def test_wrong_dimension_rows_scanned_first_do_not_block_full_encode_or_refresh(
     assert result["action"] == "refit" and result["encode"]["items_in_version"] == 120
     assert result["encode"]["rejected"] == {"wrong dimension": 10}
     assert ArtifactStore(cfg.artifacts.root).versions() == [1]  # no orphan artifact
-    full = encode.run(with_(cfg, "encode", mode="full"), tables)
+    full = encode_items.run(with_(cfg, "encode", mode="full"), tables)
     assert full["items_in_version"] == 120 and full["rejected"] == {"wrong dimension": 10}
 
 
@@ -72,11 +72,11 @@ def test_null_ids_and_keys_zero_and_huge_vectors_are_quarantined_once(pipeline) 
     ]))
     expected = {"null item_id": 1, "all-zero vector": 1, "value out of range": 1, "null signal": 1,
                 "null model_version": 1}
-    fitted = fit.run(cfg, tables)
+    fitted = fit_quantizer.run(cfg, tables)
     assert fitted["rejected"]["text"] == expected
     assert all(math.isfinite(v) for v in fitted["artifacts"][0]["metrics"].values())
     for mode in ("full", "incremental", "full"):  # the full encode checks rows in its UDF; the others by SQL
-        summary = encode.run(with_(cfg, "encode", mode=mode), tables)
+        summary = encode_items.run(with_(cfg, "encode", mode=mode), tables)
         assert summary["items_in_version"] == 120 and (mode == "incremental" or summary["rejected"] == expected)
     ids = tables.read_unpinned("item_sids").toPandas()["item_id"]
     assert ids.notna().all() and ids.min() >= 1 and len(ids) == 120
@@ -126,10 +126,10 @@ def test_rollback_holds_is_idempotent_and_refresh_respects_the_hold(pipeline) ->
 
 def test_a_symlinked_table_outside_the_root_is_refused(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
-    fit.run(cfg, tables)
+    fit_quantizer.run(cfg, tables)
     outside = tmp_path / "outside"
     outside.mkdir()
     (Path(cfg.tables.root) / "item_sids").symlink_to(outside, target_is_directory=True)
     with pytest.raises(ConfigError, match="outside tables.root"):
-        encode.run(cfg, tables)
+        encode_items.run(cfg, tables)
     assert list(outside.iterdir()) == []

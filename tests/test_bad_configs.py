@@ -6,16 +6,15 @@ traceback would escape ``main`` and fail the case."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from sidlib.cli import EXIT_ERROR, main
-from sidlib.jobs import encode, fit
-from sidlib.jobs.entry import JOBS
+from sidlib.cli import EXIT_ERROR
+from sidlib.jobs import encode_items, fit_quantizer
+from sidlib.jobs.entry import run_job
 from sidlib.spark.tables import Tables
 
 from conftest import EMBEDDING_CACHE, demo_config
@@ -33,8 +32,8 @@ def fitted(demo_tables, tmp_path_factory):  # type: ignore[no-untyped-def]
     tables = Tables(demo.spark, cfg.tables)
     for table in ("items", "events", "content_embeddings"):
         tables.write(demo.read(table).frame, table)
-    fit.run(cfg, tables)
-    encode.run(cfg, tables)
+    fit_quantizer.run(cfg, tables)
+    encode_items.run(cfg, tables)
     (root / "a_file").write_text("not a directory\n")
     (root / "hand_kept.yaml").write_text("fit:\n  bits: 24\n")
     return root
@@ -139,9 +138,8 @@ def test_bad_config_is_one_error_line_and_exit_2(fitted: Path, capsys: pytest.Ca
         damaged_artifacts(fitted, damage)
     base = [f"tables.root={fitted / 'tables'}", f"artifacts.root={fitted / 'artifacts'}", "fit.bits=12",
             f"ingest.cache_dir={EMBEDDING_CACHE}", "ingest.max_items=120", f"sweep.output={fitted / 'best.yaml'}"]
-    module = importlib.import_module(f"sidlib.jobs.{JOBS[job]}")
     capsys.readouterr()
-    rc = main(module.run, base + [o.replace("{root}", str(fitted)) for o in overrides])
+    rc = run_job(job, base + [o.replace("{root}", str(fitted)) for o in overrides])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert rc == EXIT_ERROR and len(errors) == 1, err[-3000:]

@@ -11,7 +11,7 @@ import pytest
 
 from sidlib.cli import run_with_session
 from sidlib.errors import ConfigError
-from sidlib.jobs import ingest, inspect
+from sidlib.jobs import ingest_demo_data, inspect_tables
 
 from conftest import demo_config
 
@@ -21,9 +21,9 @@ ITEMS = 40
 
 def test_ingest_and_inspect_on_classic_spark_parquet(tmp_path: Path) -> None:
     cfg = demo_config(tmp_path, engine="spark", fmt="parquet", max_items=ITEMS)
-    written = run_with_session(ingest.run, cfg)["written"]
+    written = run_with_session(ingest_demo_data.run, cfg)["written"]
     assert written["items"]["version"] is None  # Parquet has no versions
-    report = run_with_session(inspect.run, cfg)["tables"]
+    report = run_with_session(inspect_tables.run, cfg)["tables"]
     assert report["items"]["rows"] == ITEMS
     assert report["content_embeddings"]["rows"] == written["content_embeddings"]["rows"]
     assert report["events"]["rows"] == written["events"]["rows"] > 1000
@@ -32,22 +32,22 @@ def test_ingest_and_inspect_on_classic_spark_parquet(tmp_path: Path) -> None:
 def test_delta_without_jars_is_a_clear_error(tmp_path: Path) -> None:
     cfg = demo_config(tmp_path, engine="spark", fmt="delta", max_items=ITEMS)
     with pytest.raises(ConfigError, match="tables.format is delta but engine 'spark' has no Delta jars"):
-        run_with_session(inspect.run, cfg)
+        run_with_session(inspect_tables.run, cfg)
 
 
 def test_fit_encode_and_sequences_on_classic_spark_parquet(tmp_path: Path) -> None:
     import numpy as np
 
     from sidlib.artifacts import ArtifactStore
-    from sidlib.jobs import encode, fit, sequences
+    from sidlib.jobs import build_sequences, encode_items, fit_quantizer
 
     cfg = demo_config(tmp_path / "tables", engine="spark", fmt="parquet", max_items=ITEMS)
     cfg.artifacts.root = str(tmp_path / "artifacts")
     cfg.fit.bits = 8
     cfg.fit.stat_partitions = 2
-    run_with_session(ingest.run, cfg)
-    (artifact,) = run_with_session(fit.run, cfg)["artifacts"]
-    encoded = run_with_session(encode.run, cfg)
+    run_with_session(ingest_demo_data.run, cfg)
+    (artifact,) = run_with_session(fit_quantizer.run, cfg)["artifacts"]
+    encoded = run_with_session(encode_items.run, cfg)
     assert encoded["items_in_version"] == ITEMS
 
     def read_back(c, tables):  # type: ignore[no-untyped-def]
@@ -61,7 +61,7 @@ def test_fit_encode_and_sequences_on_classic_spark_parquet(tmp_path: Path) -> No
     np.testing.assert_array_equal(np.stack(got["sids"]["codes"].to_numpy()), expected)
 
     # build_sequences on the same engine: one row per event, histories strictly before the impression
-    built = run_with_session(sequences.run, cfg)
+    built = run_with_session(build_sequences.run, cfg)
     assert built["written"]["sequences"]["rows"] == built["read"]["events"]["rows"] > 0
     seq = run_with_session(lambda c, tables: {"rows": tables.read("sequences").frame.toPandas()}, cfg)["rows"]
     for _, row in seq.head(200).iterrows():
@@ -80,7 +80,7 @@ def test_jobs_run_under_spark_submit_with_the_active_session(tmp_path: Path) -> 
     from conftest import REPO_ROOT
 
     cfg = demo_config(tmp_path, engine="spark", fmt="parquet", max_items=ITEMS)
-    run_with_session(ingest.run, cfg)
+    run_with_session(ingest_demo_data.run, cfg)
     submit = Path(sys.executable).with_name("spark-submit")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     result = subprocess.run([str(submit), "--master", "local[2]", str(REPO_ROOT / "jobs" / "inspect_tables.py"),

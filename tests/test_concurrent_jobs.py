@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from sidlib.jobs import encode, fit, refresh
+from sidlib.jobs import encode_items, fit_quantizer, refresh
 from sidlib.spark import pointer
 
 CHILD = Path(__file__).parent / "helpers" / "job_race.py"
@@ -46,7 +46,7 @@ def test_two_concurrent_full_encodes_of_a_new_version_write_each_item_once(pipel
     cfg, tables = pipeline
     items = tables.read("content_embeddings").frame.where("signal = 'text'").select("item_id").distinct().count()
     for r in range(ROUNDS):
-        version = fit.run(cfg, tables)["artifacts"][0]["version"]
+        version = fit_quantizer.run(cfg, tables)["artifacts"][0]["version"]
         job = ("encode_items", [*overrides_of(cfg), "encode.signal=text", f"encode.sid_version={version}"])
         results = race(tmp_path / f"round{r}", job, job)
         assert [rc for rc, _ in results] == [0, 0], results
@@ -58,8 +58,8 @@ def test_two_concurrent_full_encodes_of_a_new_version_write_each_item_once(pipel
 def test_two_concurrent_rollbacks_hold_the_target_once_without_a_traceback(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
     refresh.run(cfg, tables)  # v1 current
-    fit.run(cfg, tables)
-    encode.run(dataclasses.replace(cfg, encode=dataclasses.replace(cfg.encode, sid_version=2)), tables)
+    fit_quantizer.run(cfg, tables)
+    encode_items.run(dataclasses.replace(cfg, encode=dataclasses.replace(cfg.encode, sid_version=2)), tables)
     model = pointer.current(tables, "text").model_version
     job = ("rollback", [*overrides_of(cfg), "rollback.signal=text"])
     for r in range(ROUNDS):

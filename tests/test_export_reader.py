@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 from sidlib import schemas
 from sidlib.config import EngineConfig, SidlibConfig, TablesConfig
 from sidlib.errors import ConfigError
-from sidlib.jobs import export, sequences as sequences_job, train_preview
+from sidlib.jobs import build_sequences, export_training_data, train_preview
 from sidlib.reader import dataloader_from_config, make_dataloader, snapshot_files
 from sidlib.spark.tables import Tables
 
@@ -23,7 +23,6 @@ from test_sequences import has_sid, sequences_env, synthetic_item_sids, write_it
 
 N = 10
 ROWS_PER_FILE = 10_000  # the demo data has ~38k events: several files per table
-SPLITS = ("train", "valid", "test")
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +30,8 @@ def exported(spark, demo_tables, tmp_path_factory):  # type: ignore[no-untyped-d
     cfg, tables, events = sequences_env(spark, demo_tables, tmp_path_factory.mktemp("export"))
     cfg.sequences.history_length = N
     cfg.sequences.rows_per_file = cfg.export.rows_per_file = ROWS_PER_FILE
-    sequences_job.run(cfg, tables)
-    summary = export.run(cfg, tables)
+    build_sequences.run(cfg, tables)
+    summary = export_training_data.run(cfg, tables)
     table = tables.read_unpinned("ranker_training").toPandas()
     return cfg, tables, summary, table
 
@@ -50,15 +49,15 @@ def test_split_is_time_ordered_and_complete(exported) -> None:  # type: ignore[n
                 for f in snapshot_files(tables.location(name))[0]]
         assert len(rows) >= 3 and max(rows) <= 1.5 * ROWS_PER_FILE, (name, rows)
     counts = table["split"].value_counts().to_dict()
-    assert set(counts) == set(SPLITS)
-    assert {s: summary["splits"][s]["rows"] for s in SPLITS} == counts
+    assert set(counts) == set(schemas.SPLITS)
+    assert {s: summary["splits"][s]["rows"] for s in schemas.SPLITS} == counts
     assert summary["written"]["ranker_training"]["rows"] == len(table) == summary["read"]["sequences"]["rows"]
-    ts = {s: table.loc[table["split"] == s, "ts"] for s in SPLITS}
+    ts = {s: table.loc[table["split"] == s, "ts"] for s in schemas.SPLITS}
     assert ts["train"].max() < ts["valid"].min() <= ts["valid"].max() < ts["test"].min()
     assert (ts["train"] < summary["boundaries"]["valid"]).all()
     assert (ts["valid"] >= summary["boundaries"]["valid"]).all()
     assert (ts["test"] >= summary["boundaries"]["test"]).all()
-    fractions = {s: counts[s] / len(table) for s in SPLITS}
+    fractions = {s: counts[s] / len(table) for s in schemas.SPLITS}
     assert abs(fractions["train"] - 0.8) < 0.02 and abs(fractions["valid"] - 0.1) < 0.02, fractions
     assert abs(fractions["test"] - 0.1) < 0.02, fractions
     # same rows and content as sequences, plus the split column
@@ -165,7 +164,7 @@ def test_reader_is_pinned_to_a_snapshot(exported, tmp_path: Path) -> None:  # ty
     assert pinned == old and old_files and all(f.startswith("file://") for f in old_files)
     cfg.export.test_fraction = 0.3
     try:
-        again = export.run(cfg, tables)
+        again = export_training_data.run(cfg, tables)
     finally:
         cfg.export.test_fraction = 0.1
     assert again["written"]["ranker_training"]["version"] == old + 1
@@ -177,7 +176,7 @@ def test_reader_is_pinned_to_a_snapshot(exported, tmp_path: Path) -> None:  # ty
 
     assert count(old) == summary["splits"]["test"]["rows"]  # time travel: the old snapshot's files
     assert count(None) == again["splits"]["test"]["rows"]
-    assert export.run(cfg, tables)["splits"] == summary["splits"]  # back to the fixture's split, same result
+    assert export_training_data.run(cfg, tables)["splits"] == summary["splits"]  # back to the fixture's split, same result
 
 
 def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -193,13 +192,13 @@ def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path) -> No
     tables.write(spark.createDataFrame(events, schemas.ddl(schemas.EVENTS)), "events", expected=schemas.EVENTS)
     ids = np.arange(1, 40)
     write_item_sids(tables, [synthetic_item_sids(ids[has_sid(ids)], 3)])
-    assert sequences_job.run(cfg, tables)["written"]["sequences"]["version"] is None
-    summary = export.run(cfg, tables)
+    assert build_sequences.run(cfg, tables)["written"]["sequences"]["version"] is None
+    summary = export_training_data.run(cfg, tables)
     assert summary["written"]["ranker_training"]["version"] is None
     assert sum(s["rows"] for s in summary["splits"].values()) == n
     files, version = snapshot_files(location(tables), fmt="parquet", split="valid")
     assert version is None and files and all("/split=valid/" in f for f in files)
-    for split in SPLITS:
+    for split in schemas.SPLITS:
         loader = dataloader_from_config(cfg, split=split, batch_size=128)
         rows = 0
         for batch in loader:
@@ -213,7 +212,7 @@ def test_bad_split_config_is_a_clear_error(exported) -> None:  # type: ignore[no
     cfg.export.valid_fraction = 0.95
     try:
         with pytest.raises(ConfigError, match="non-empty train fraction"):
-            export.run(cfg, tables)
+            export_training_data.run(cfg, tables)
     finally:
         cfg.export.valid_fraction = 0.1
     with pytest.raises(ConfigError, match="split must be one of"):
@@ -242,10 +241,10 @@ def test_sequences_export_and_reader_on_classic_spark(tmp_path: Path) -> None:
         out = {}
         for m in (100_000, 3):
             c.sequences.max_events_per_task = m
-            assert sequences_job.run(c, tables)["written"]["sequences"]["rows"] == n
+            assert build_sequences.run(c, tables)["written"]["sequences"]["rows"] == n
             out[m] = tables.read_unpinned("sequences").toPandas().sort_values(
                 ["user_id", "ts", "item_id", "click"]).reset_index(drop=True)
-        out["export"] = export.run(c, tables)
+        out["export"] = export_training_data.run(c, tables)
         return out
 
     got = run_with_session(jobs, cfg)
@@ -260,6 +259,6 @@ def test_sequences_export_and_reader_on_classic_spark(tmp_path: Path) -> None:
     assert (hist_ts < unchunked["ts"].to_numpy()[:, None])[mask].all()
     splits = got["export"]["splits"]
     assert splits["train"]["max_ts"] < splits["valid"]["min_ts"] <= splits["valid"]["max_ts"] < splits["test"]["min_ts"]
-    for split in SPLITS:
+    for split in schemas.SPLITS:
         rows = sum(b["item_id"].shape[0] for b in dataloader_from_config(cfg, split=split, batch_size=256))
         assert rows == splits[split]["rows"] > 0

@@ -16,7 +16,7 @@ import torch
 
 from sidlib.config import SidlibConfig
 from sidlib.errors import InvalidInputError
-from sidlib.jobs.ingest import build_frames
+from sidlib.jobs.ingest_demo_data import build_frames
 from sidlib.quantizers import build, load
 from sidlib.quantizers.fusion import FusionQuantizer, fusion_input, signal_report, split_output
 

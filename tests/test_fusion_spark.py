@@ -9,7 +9,7 @@ import numpy as np
 
 from sidlib.artifacts import ArtifactStore
 from sidlib.config import DataQualityConfig
-from sidlib.jobs import encode, fit
+from sidlib.jobs import encode_items, fit_quantizer
 from sidlib.sid import pack
 from sidlib.spark.arrow_lists import to_matrix
 from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
@@ -44,7 +44,7 @@ def test_fusion_artifact_fits_and_encodes_through_the_jobs(pipeline) -> None:  #
     cfg = dataclasses.replace(cfg, fit=dataclasses.replace(
         cfg.fit, quantizer="fusion", bits=12, signals=["text", "credits", "genres"],
         params={"quantizer": "rq_kmeans", "latent_dim": 16, "hidden": [32], "signal_hidden": 32, "epochs": 2}))
-    (art,) = fit.run(cfg, tables)["artifacts"]
+    (art,) = fit_quantizer.run(cfg, tables)["artifacts"]
     assert art["signal"] == FUSION_SIGNAL
     assert json.loads(art["model_version"])["genres"] == "genres-multihot-v1"
     metrics = art["metrics"]
@@ -55,7 +55,7 @@ def test_fusion_artifact_fits_and_encodes_through_the_jobs(pipeline) -> None:  #
     assert [(s.name, s.kind) for s in q.layout.signals] == [("text", "embedding"), ("credits", "embedding"),
                                                              ("genres", "multilabel")]
 
-    summary = encode.run(dataclasses.replace(cfg, encode=dataclasses.replace(
+    summary = encode_items.run(dataclasses.replace(cfg, encode=dataclasses.replace(
         cfg.encode, signal=FUSION_SIGNAL, sid_version=art["version"])), tables)
     assert summary["items_in_version"] == summary["items_encoded"] == 120
     got = (tables.read_unpinned("item_sids").where(f"signal = '{FUSION_SIGNAL}'").toPandas()

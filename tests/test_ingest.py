@@ -8,7 +8,7 @@ from deltalake import DeltaTable
 
 from sidlib import schemas
 from sidlib.data.movielens import GENRES
-from sidlib.jobs import inspect
+from sidlib.jobs import inspect_tables
 
 from conftest import DEMO_ITEMS
 
@@ -17,7 +17,7 @@ def test_ingest_tables_have_expected_schema_and_rows(demo_tables) -> None:  # ty
     cfg, tables, summary = demo_tables
     written = summary["written"]
     assert written["items"]["rows"] == DEMO_ITEMS
-    for table in inspect.UPSTREAM:
+    for table in inspect_tables.UPSTREAM:
         schema = schemas.by_table()[table]
         tables.check_schema(table)
         dt = DeltaTable(tables.location(table))
@@ -55,7 +55,7 @@ def test_events_labels(demo_tables) -> None:  # type: ignore[no-untyped-def]
 
 def test_inspect_reads_back_with_versions(demo_tables) -> None:  # type: ignore[no-untyped-def]
     cfg, tables, _ = demo_tables
-    report = inspect.run(cfg, tables)["tables"]
+    report = inspect_tables.run(cfg, tables)["tables"]
     assert report["items"] == {"rows": DEMO_ITEMS, "version": 0}
     assert report["signals"]["genres@genres-multihot-v1"] == DEMO_ITEMS
     assert {r.table for r in tables.reads} >= {"items", "events", "content_embeddings"}

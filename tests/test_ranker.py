@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sidlib.errors import ConfigError
-from sidlib.jobs import evaluate, export, refresh, sequences
+from sidlib.jobs import build_sequences, evaluate_ranker, export_training_data, refresh
 from sidlib.ranker import ItemEncoder, Ranker, Variant
 from sidlib.ranker.features import RawEmbeddings
 from sidlib.ranker.offline import cold_mask, ne_gain, roi, slice_masks, slice_ne, t_interval
@@ -24,14 +24,14 @@ def test_every_variant_trains_on_real_slice(pipeline, tmp_path: Path) -> None:  
     cfg.fit.signals = ["text"]
     cfg.sequences.history_length = 8
     refresh.run(cfg, tables)
-    sequences.run(cfg, tables)
-    export.run(cfg, tables)
+    build_sequences.run(cfg, tables)
+    export_training_data.run(cfg, tables)
     cfg.evaluate.variants, cfg.evaluate.seeds = VARIANTS, [0, 1]
     cfg.evaluate.epochs, cfg.evaluate.max_steps, cfg.evaluate.eval_every, cfg.evaluate.batch_size = 1, 3, 2, 256
     cfg.evaluate.max_rows, cfg.evaluate.recall_queries = {}, 50
     cfg.evaluate.report_dir = str(tmp_path / "report")
     threads = torch.get_num_threads()
-    summary = evaluate.run(cfg, tables)
+    summary = evaluate_ranker.run(cfg, tables)
     assert torch.get_num_threads() == threads  # the job's evaluate.threads=1 does not leak
 
     assert list(summary["variants"]) == VARIANTS
@@ -80,7 +80,7 @@ def test_gain_interval_and_roi_by_hand() -> None:
     ne = {"id": [{"click": {"all": 0.8, "warm": 0.8, "cold": None}, "conv": {"all": 0.9, "warm": 0.9, "cold": None}}] * 2,
           "side": [{"click": {"all": 0.76, "warm": 0.8, "cold": None}, "conv": {"all": 0.9, "warm": 0.9, "cold": None}},
                    {"click": {"all": 0.72, "warm": 0.8, "cold": None}, "conv": {"all": 0.9, "warm": 0.9, "cold": None}}]}
-    table = evaluate.summarise([Variant("id"), Variant("side")], ne, 0.95, raw_dim=384)
+    table = evaluate_ranker.summarise([Variant("id"), Variant("side")], ne, 0.95, raw_dim=384)
     gain = table["side"]["gain"]["click"]["all"]
     assert gain["per_seed"] == pytest.approx([5.0, 10.0]) and gain["mean"] == pytest.approx(7.5)
     assert math.isnan(table["side"]["gain"]["click"]["cold"]["mean"])
@@ -134,4 +134,4 @@ def test_variant_parsing() -> None:
     with pytest.raises(ConfigError, match="code positions"):
         ranker("sid:4", [4, 4, 4])
     with pytest.raises(ConfigError, match="baseline"):
-        evaluate.parse_variants(["side"])
+        evaluate_ranker.parse_variants(["side"])

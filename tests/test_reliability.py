@@ -18,7 +18,7 @@ import pytest
 from sidlib import schemas
 from sidlib.artifacts import ArtifactError, ArtifactStore
 from sidlib.errors import ConfigError, InvalidInputError, TableError
-from sidlib.jobs import encode, fit, refresh
+from sidlib.jobs import encode_items, fit_quantizer, refresh
 from sidlib.spark import encode as encode_udf
 from sidlib.spark import pointer
 from sidlib.spark.tables import Tables
@@ -100,7 +100,7 @@ def test_bad_rows_are_quarantined_with_reasons(pipeline) -> None:  # type: ignor
     cfg, tables = pipeline
     good = _first_text_embedding(tables)
     _append_embeddings(tables, _bad_rows(good))
-    summary = fit.run(cfg, tables)
+    summary = fit_quantizer.run(cfg, tables)
     assert summary["rejected"]["text"] == {"non-finite value": 3, "wrong dimension": 1, "null embedding": 1, "duplicate": 1}
     manifest = ArtifactStore(cfg.artifacts.root).get(1).manifest
     assert manifest["source"]["valid_rows"] == 120
@@ -111,7 +111,7 @@ def test_bad_rows_are_quarantined_with_reasons(pipeline) -> None:  # type: ignor
     assert set(rejected["job"]) == {"fit_quantizer"} and set(rejected["source_version"]) == {1}
     tables.check_schema("rejected_rows", schemas.REJECTED_ROWS)
     # The item with a broken newer row is still encoded, from its good row.
-    encode.run(cfg, tables)
+    encode_items.run(cfg, tables)
     sids = tables.read_unpinned("item_sids").toPandas()
     assert {1, 2} <= set(sids["item_id"]) and not ({9001, 9002, 9003, 9004} & set(sids["item_id"]))
 
@@ -120,7 +120,7 @@ def test_bad_rows_without_duplicates_are_counted_from_one_profiling_scan(pipelin
     cfg, tables = pipeline
     bad = [row for row in _bad_rows(_first_text_embedding(tables)) if row["item_id"] > 9000]
     _append_embeddings(tables, bad)
-    summary = fit.run(cfg, tables)
+    summary = fit_quantizer.run(cfg, tables)
     assert summary["rejected"]["text"] == {"non-finite value": 2, "wrong dimension": 1, "null embedding": 1}
     assert ArtifactStore(cfg.artifacts.root).get(1).manifest["source"]["valid_rows"] == 120
     rejected = tables.read_unpinned("rejected_rows").toPandas().sort_values("item_id")
@@ -132,14 +132,14 @@ def test_encode_checks_rows_in_its_udf_and_quarantines_what_it_dropped(pipeline,
     """A full encode skips the validation scan (the UDF drops bad rows as it encodes); the rows it
     dropped are then classified and quarantined exactly as a checked read would have."""
     cfg, tables = pipeline
-    fit.run(cfg, tables)
+    fit_quantizer.run(cfg, tables)
     with caplog.at_level("INFO", logger="sidlib.spark.embeddings"):
-        clean = encode.run(cfg, tables)
+        clean = encode_items.run(cfg, tables)
     assert "checked while encoding" in caplog.text and clean["rejected"] == {}
     assert not tables.exists("rejected_rows")
     bad = [row for row in _bad_rows(_first_text_embedding(tables)) if row["item_id"] > 9000]
     _append_embeddings(tables, bad)
-    summary = encode.run(cfg, tables)
+    summary = encode_items.run(cfg, tables)
     assert summary["rejected"] == {"non-finite value": 2, "wrong dimension": 1, "null embedding": 1}
     assert summary["items_encoded"] == clean["items_encoded"]
     rejected = tables.read_unpinned("rejected_rows").toPandas().sort_values("item_id")
@@ -155,7 +155,7 @@ def test_bad_rows_fail_fast_policy(pipeline) -> None:  # type: ignore[no-untyped
     _append_embeddings(tables, _bad_rows(_first_text_embedding(tables)))
     strict = dataclasses.replace(cfg, data_quality=dataclasses.replace(cfg.data_quality, on_bad_rows="fail"))
     with pytest.raises(InvalidInputError, match=r"bad rows for signal 'text': 1 duplicate, 3 non-finite value, 1 null embedding, 1 wrong dimension"):
-        fit.run(strict, tables)
+        fit_quantizer.run(strict, tables)
     assert ArtifactStore(cfg.artifacts.root).versions() == []
     assert not tables.exists("rejected_rows")
 
@@ -163,24 +163,24 @@ def test_bad_rows_fail_fast_policy(pipeline) -> None:  # type: ignore[no-untyped
 def test_unknown_signal_wrong_schema_empty_and_missing_tables(pipeline, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
     with pytest.raises(TableError, match=r"signal 'audio' not in content_embeddings \(found: credits, genres, text\)"):
-        fit.run(dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, signals=["audio"])), tables)
+        fit_quantizer.run(dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, signals=["audio"])), tables)
     other = Tables(tables.spark, dataclasses.replace(cfg.tables, root=str(tmp_path / "other")))
     with pytest.raises(TableError, match="table 'content_embeddings' not found"):
-        fit.run(cfg, other)
+        fit_quantizer.run(cfg, other)
     wrong = {k: v for k, v in schemas.CONTENT_EMBEDDINGS.items() if k != "logged_at"}
     other.write(tables.read("content_embeddings").frame.drop("logged_at"), "content_embeddings", expected=wrong)
     with pytest.raises(TableError, match=r"missing columns \['logged_at'\]"):
-        fit.run(cfg, other)
+        fit_quantizer.run(cfg, other)
     other.write(tables.read("content_embeddings").frame.limit(0), "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS)
     with pytest.raises(TableError, match=r"signal 'text' not in content_embeddings \(found: no rows\)"):
-        fit.run(cfg, other)
+        fit_quantizer.run(cfg, other)
     assert ArtifactStore(cfg.artifacts.root).versions() == []
 
 
 def test_incompatible_artifact_dim_is_refused_before_writing(pipeline) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
-    fit.run(cfg, tables)
-    encode.run(cfg, tables)
+    fit_quantizer.run(cfg, tables)
+    encode_items.run(cfg, tables)
     before = tables.version("item_sids")
     short = tables.read_unpinned("content_embeddings").where("signal = 'text'").toPandas()
     short["embedding"] = [e[:256] for e in short["embedding"]]
@@ -188,7 +188,7 @@ def test_incompatible_artifact_dim_is_refused_before_writing(pipeline) -> None: 
     tables.write(tables.spark.createDataFrame(short, schema=schemas.ddl(schemas.CONTENT_EMBEDDINGS)),
                  "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS)
     with pytest.raises(ArtifactError, match="artifact v1 expects dim 384 but text embeddings have dim 256"):
-        encode.run(cfg, tables)
+        encode_items.run(cfg, tables)
     assert tables.version("item_sids") == before
 
 
@@ -241,18 +241,18 @@ def _many_batches(tables: Tables, files: int = 6) -> None:
 def test_encode_failure_mid_job_leaves_previous_version_and_rerun_is_exactly_once(pipeline, failing_encoder) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
     _many_batches(tables)
-    fit.run(cfg, tables)
-    encode.run(cfg, tables)
+    fit_quantizer.run(cfg, tables)
+    encode_items.run(cfg, tables)
     before_version = tables.version("item_sids")
     before = tables.read_unpinned("item_sids").toPandas().sort_values("item_id").reset_index(drop=True)
     failing_encoder.arm(fail_after=1)
     with pytest.raises(Exception, match="injected fault"):
-        encode.run(cfg, tables)
+        encode_items.run(cfg, tables)
     assert failing_encoder.batches > 1  # it really failed part-way, after encoding a batch
     assert tables.version("item_sids") == before_version
     pd.testing.assert_frame_equal(tables.read_unpinned("item_sids").toPandas().sort_values("item_id").reset_index(drop=True), before)
     failing_encoder.arm(None)
-    encode.run(cfg, tables)
+    encode_items.run(cfg, tables)
     after = tables.read_unpinned("item_sids").toPandas()
     assert len(after) == after["item_id"].nunique() == 120
     pd.testing.assert_frame_equal(after.sort_values("item_id").reset_index(drop=True), before)

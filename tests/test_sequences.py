@@ -12,7 +12,7 @@ import pytest
 from sidlib import schemas
 from sidlib.config import SidlibConfig, TablesConfig
 from sidlib.errors import TableError
-from sidlib.jobs import sequences as sequences_job
+from sidlib.jobs import build_sequences
 from sidlib.spark import pointer
 from sidlib.spark.sequences import chunked_input, with_sids
 from sidlib.spark.tables import Tables
@@ -110,7 +110,7 @@ def env(spark, demo_tables, tmp_path_factory):  # type: ignore[no-untyped-def]
 def unchunked(env):  # type: ignore[no-untyped-def]
     cfg, tables, _ = env
     cfg.sequences.history_length = N
-    summary = sequences_job.run(cfg, tables)
+    summary = build_sequences.run(cfg, tables)
     return summary, read_sorted(tables)
 
 
@@ -201,7 +201,7 @@ def test_heavy_user_chunks_give_identical_output(spark, env, unchunked) -> None:
 
     cfg.sequences.max_events_per_task = m
     try:
-        summary = sequences_job.run(cfg, tables)
+        summary = build_sequences.run(cfg, tables)
         chunked = read_sorted(tables)
         # bounded work: no (user, chunk) group holds more than M + 2N rows
         sids = tables.read_unpinned("item_sids").where("signal = 'text' AND sid_version = 2")
@@ -218,7 +218,7 @@ def test_rerun_is_idempotent(env, unchunked) -> None:  # type: ignore[no-untyped
     cfg, tables, _ = env
     first_summary, expected = unchunked
     before = tables.version("sequences")
-    summary = sequences_job.run(cfg, tables)
+    summary = build_sequences.run(cfg, tables)
     assert tables.version("sequences") == before + 1  # a new commit ...
     assert summary["written"]["sequences"]["rows"] == first_summary["written"]["sequences"]["rows"]
     assert_frames_equal(read_sorted(tables), expected)  # ... with the same content
@@ -229,7 +229,7 @@ def test_explicit_version_and_missing_version(env) -> None:  # type: ignore[no-u
     cfg.sequences.sid_version = 99
     try:
         with pytest.raises(TableError, match="sid_version 99.*no rows"):
-            sequences_job.run(cfg, tables)
+            build_sequences.run(cfg, tables)
     finally:
         cfg.sequences.sid_version = None
 
@@ -262,7 +262,7 @@ def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Pat
     results = []
     for m in (1_000, 2, 1):  # unchunked, and chunk boundaries inside the tie groups
         cfg.sequences.max_events_per_task = m
-        summary = sequences_job.run(cfg, tables)
+        summary = build_sequences.run(cfg, tables)
         assert summary["sid_version_source"] == "newest"  # no pointer in this root
         seq = read_sorted(tables)
         got = {}
@@ -285,7 +285,7 @@ def test_events_with_null_keys_are_refused(spark, tmp_path: Path) -> None:  # ty
     tables.write(spark.createDataFrame(rows, schemas.ddl(schemas.EVENTS)), "events", expected=schemas.EVENTS)
     write_item_sids(tables, [synthetic_item_sids(np.arange(1, 5), 1)])
     with pytest.raises(TableError, match="1 rows with a null"):
-        sequences_job.run(cfg, tables)
+        build_sequences.run(cfg, tables)
     assert not tables.exists("sequences")
 
 

@@ -9,7 +9,7 @@ import pytest
 from sidlib.artifacts import ArtifactStore
 from sidlib.config import load_config
 from sidlib.errors import ConfigError
-from sidlib.jobs import fit, sweep
+from sidlib.jobs import fit_quantizer, sweep
 from sidlib.sweep import layout_bits, layout_grid
 
 
@@ -44,5 +44,5 @@ def test_sweep_writes_best_layout_the_fit_job_uses(pipeline, tmp_path) -> None: 
     best_cfg = load_config(out)
     assert best_cfg.fit.quantizer == "rq_kmeans" and best_cfg.fit.params == summary["best"]
     assert best_cfg.tables == cfg.tables and best_cfg.artifacts == cfg.artifacts
-    version = fit.run(best_cfg, tables)["artifacts"][0]["version"]
+    version = fit_quantizer.run(best_cfg, tables)["artifacts"][0]["version"]
     assert ArtifactStore(cfg.artifacts.root).get(version).manifest["fit"]["params"] == summary["best"]

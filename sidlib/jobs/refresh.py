@@ -19,8 +19,8 @@ from typing import Any
 
 from sidlib.artifacts import ArtifactStore
 from sidlib.config import SidlibConfig
-from sidlib.jobs import fit
-from sidlib.jobs.encode import encode_signal
+from sidlib.jobs import fit_quantizer
+from sidlib.jobs.encode_items import encode_signal
 from sidlib.spark import pointer
 from sidlib.spark.tables import sid_version_is
 from sidlib.spark.embeddings import latest_model_version
@@ -96,7 +96,7 @@ def refresh_signal(cfg: SidlibConfig, tables: Any, signal: str, source_version: 
     log.info("%s: upstream model %s (current SID trained on %s): fitting a new version", signal, upstream, trained_on)
     signals = cfg.fit.signals if signal == FUSION_SIGNAL else [signal]
     fit_cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, signals=signals, model_version=upstream))
-    fitted = fit.run(fit_cfg, tables, source_version=source_version)["artifacts"][0]
+    fitted = fit_quantizer.run(fit_cfg, tables, source_version=source_version)["artifacts"][0]
     new = store.get(fitted["version"])
     encoded = encode_signal(cfg, tables, new, "full", source_version=source_version)
     changes = prefix_changes(tables, current.sid_version, new.version) if current else None

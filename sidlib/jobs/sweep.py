@@ -16,7 +16,7 @@ import yaml
 
 from sidlib.config import SidlibConfig, to_dict
 from sidlib.errors import ConfigError
-from sidlib.jobs.fit import quantizer_spec, split_expr
+from sidlib.jobs.fit_quantizer import quantizer_spec, split_expr
 from sidlib.spark.embeddings import read_signal
 from sidlib.spark.sampling import hash_fraction
 from sidlib.spark.fit import LAYOUT_SCHEMA, evaluate_layout_in_task

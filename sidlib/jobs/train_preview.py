@@ -1,7 +1,7 @@
 """train_preview: the demo's last step: a few Petastorm-fed batches of ``ranker_training`` through a
 small torch model (click prediction from the target's SID codes and history length), proving the
 path export -> Delta snapshot -> Petastorm -> torch works on this engine. The real ranker and its
-evaluation live in ``sidlib.ranker`` / ``sidlib.jobs.evaluate``."""
+evaluation live in ``sidlib.ranker`` / ``sidlib.jobs.evaluate_ranker``."""
 
 from __future__ import annotations
 

@@ -4,6 +4,6 @@ the offline metrics the evaluation job reports. Everything here is torch/numpy o
 
 from sidlib.ranker.features import ItemEncoder, Variant
 from sidlib.ranker.model import Ranker
-from sidlib.ranker.train import TrainSettings, fit, load_split, predict
+from sidlib.ranker.train import RankerSettings, fit, load_split, predict
 
-__all__ = ["ItemEncoder", "Ranker", "TrainSettings", "Variant", "fit", "load_split", "predict"]
+__all__ = ["ItemEncoder", "Ranker", "RankerSettings", "Variant", "fit", "load_split", "predict"]

@@ -30,7 +30,7 @@ from torch import nn
 from sidlib.errors import ConfigError
 from sidlib.sid import prefix_hash_sizes, side_codes_torch
 
-KINDS = ("id", "sid", "side", "raw")
+VARIANT_KINDS = ("id", "sid", "side", "raw")
 #: Bytes of one int64 id (item id, packed SID, n-gram id) and of one float32.
 ID_BYTES, FLOAT_BYTES = 8, 4
 
@@ -46,8 +46,8 @@ class Variant:
     def parse(cls, text: str) -> "Variant":
         """``id``, ``side``, ``raw`` or ``sid:<n>`` (``sid`` alone means ``sid:3``)."""
         kind, _, n = str(text).partition(":")
-        if kind not in KINDS:
-            raise ConfigError(f"ranker variant must be one of {', '.join(KINDS)} (sid:<n>), got {text!r}")
+        if kind not in VARIANT_KINDS:
+            raise ConfigError(f"ranker variant must be one of {', '.join(VARIANT_KINDS)} (sid:<n>), got {text!r}")
         if kind != "sid":
             if n:
                 raise ConfigError(f"only sid variants take an n-gram count, got {text!r}")

@@ -1,4 +1,4 @@
-"""Markdown + PNG report of an evaluation summary (see :mod:`sidlib.jobs.evaluate`), readable in a
+"""Markdown + PNG report of an evaluation summary (see :mod:`sidlib.jobs.evaluate_ranker`), readable in a
 notebook or a code review without re-running anything."""
 
 from __future__ import annotations

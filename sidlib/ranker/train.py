@@ -29,7 +29,7 @@ Data = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class RankerSettings:
     epochs: int = 2
     batch_size: int = 1024
     learning_rate: float = 0.003
@@ -93,7 +93,7 @@ def _loss(model: Ranker, data: Data) -> float:
     return float(nn.functional.binary_cross_entropy(probs, labels(data).double()))
 
 
-def fit(model: Ranker, train: Data, valid: Data, settings: TrainSettings, seed: int) -> dict[str, Any]:
+def fit(model: Ranker, train: Data, valid: Data, settings: RankerSettings, seed: int) -> dict[str, Any]:
     """Adam on the summed click and conv BCE; every ``eval_every`` steps (and at each epoch's end)
     the valid loss is checked, the best weights kept, and training stops after ``patience`` checks
     without improvement. The model is left at its best weights."""

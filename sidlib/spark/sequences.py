@@ -196,7 +196,7 @@ def num_buckets(total_rows: int, max_events_per_task: int) -> int:
     return max(1, -(-int(total_rows) // max(int(max_events_per_task), MIN_BUCKET_ROWS)))
 
 
-def build_sequences(events: "DataFrame", sids: "DataFrame", *, signal: str, sid_version: int, n_codes: int,
+def sequence_rows(events: "DataFrame", sids: "DataFrame", *, signal: str, sid_version: int, n_codes: int,
                     n_ngrams: int, history_length: int, max_events_per_task: int, total_rows: int,
                     rows_per_file: int = 50_000) -> "DataFrame":
     """The ``sequences`` rows (schema :data:`sidlib.schemas.SEQUENCES`) as a lazy DataFrame;

@@ -6,7 +6,6 @@ Both children of a round open their sessions first and start the job body at the
 parent creates GO_FILE once every child has written its READY_FILE), so their writes really overlap.
 Prints the job's JSON summary; a failure prints one ``error:`` line and exits 2, like the CLI."""
 
-import importlib
 import json
 import sys
 import time
@@ -15,10 +14,10 @@ from pathlib import Path
 from sidlib.cli import run_with_session
 from sidlib.config import load_config
 from sidlib.errors import SidlibError
-from sidlib.jobs.entry import JOBS
+from sidlib.jobs.entry import job_module
 
 job, ready, go, *overrides = sys.argv[1:]
-module = importlib.import_module(f"sidlib.jobs.{JOBS[job]}")
+module = job_module(job)
 
 
 def when_told(cfg, tables):  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from sidlib.artifacts import ArtifactStore
 from sidlib.config import EvaluateConfig, SidlibConfig
 from sidlib.errors import ConfigError, TableError
 from sidlib.metrics import _neighbours, recall_at_k
-from sidlib.ranker import ItemEncoder, Ranker, TrainSettings, Variant, fit, load_split, predict
+from sidlib.ranker import ItemEncoder, Ranker, RankerSettings, Variant, fit, load_split, predict
 from sidlib.ranker.features import RawEmbeddings
 from sidlib.ranker.model import TASKS
 from sidlib.ranker.offline import SLICES, ne_gain, roi, slice_masks, slice_ne, t_interval
@@ -45,8 +45,8 @@ def parse_variants(names: list[str]) -> list[Variant]:
     return variants
 
 
-def train_settings(ec: EvaluateConfig) -> TrainSettings:
-    return TrainSettings(epochs=ec.epochs, batch_size=ec.batch_size, learning_rate=ec.learning_rate,
+def train_settings(ec: EvaluateConfig) -> RankerSettings:
+    return RankerSettings(epochs=ec.epochs, batch_size=ec.batch_size, learning_rate=ec.learning_rate,
                          eval_every=ec.eval_every, patience=ec.patience, max_steps=ec.max_steps)
 
 

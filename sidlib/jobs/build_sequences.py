@@ -17,7 +17,7 @@ from sidlib import schemas
 from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.spark import pointer
-from sidlib.spark.sequences import build_sequences
+from sidlib.spark.sequences import sequence_rows
 from sidlib.spark.tables import sid_version_is, sql_literal
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     log.info("read item_sids version %s: signal %s, sid_version %d (%s), %d items, %d codes, %d ngrams",
              sids_read, sc.signal, version, source, layout["items"], layout["n_codes"], layout["n_ngrams"])
 
-    out = build_sequences(events, sids.select("item_id", "sid", "codes", "ngrams"), signal=sc.signal,
+    out = sequence_rows(events, sids.select("item_id", "sid", "codes", "ngrams"), signal=sc.signal,
                           sid_version=version, n_codes=layout["n_codes"], n_ngrams=layout["n_ngrams"],
                           history_length=sc.history_length, max_events_per_task=sc.max_events_per_task,
                           total_rows=events_rows, rows_per_file=sc.rows_per_file)

@@ -21,9 +21,6 @@ from sidlib.errors import ConfigError, TableError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
-
-
 def quantile_levels(export: ExportConfig) -> tuple[float | None, float | None]:
     """The ts quantiles that start ``valid`` and ``test`` (``None``: that split is empty)."""
     v, t = float(export.valid_fraction), float(export.test_fraction)
@@ -103,7 +100,7 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
         F.count(F.lit(1)).alias("rows"), F.min("ts").alias("min_ts"), F.max("ts").alias("max_ts")).collect()}
     splits = {name: {"rows": int(stats[name]["rows"]) if name in stats else 0,
                      "min_ts": stats[name]["min_ts"] if name in stats else None,
-                     "max_ts": stats[name]["max_ts"] if name in stats else None} for name in SPLITS}
+                     "max_ts": stats[name]["max_ts"] if name in stats else None} for name in schemas.SPLITS}
     rows = sum(s["rows"] for s in splits.values())
     if rows != seq_rows:
         raise TableError(f"ranker_training has {rows} rows but sequences had {seq_rows}")
