@@ -1,8 +1,10 @@
 """The one interface every sidlib quantizer implements (FAISS-style ``fit``/``encode``/``decode``).
 
-A quantizer is a ``torch.nn.Module`` whose constructor arguments are its whole configuration
-(``self.config`` records them), and whose learned state lives in registered parameters/buffers whose
-shapes are fixed at construction. That makes ``save``/``load`` trivial and safe: a JSON config plus a
+A quantizer is a ``torch.nn.Module`` whose constructor arguments are its whole configuration, and
+whose learned state lives in registered parameters/buffers whose shapes are fixed at construction.
+``self.config`` is those arguments as the constructor received them, recorded by the base class
+(:func:`records_config`) rather than by each class, so it cannot drift from the constructor: a
+class that gains an argument saves and reloads it without further code. That makes ``save``/``load`` trivial and safe: a JSON config plus a
 tensors-only state dict read back with ``torch.load(weights_only=True)`` (nothing is unpickled).
 
 Two families share it:
@@ -16,6 +18,8 @@ Two families share it:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 from abc import ABC, abstractmethod
@@ -56,6 +60,52 @@ def array_batches(X: Any, batch_size: int = 8192, *, shuffle_seed: int | None = 
     return passes
 
 
+def records_config(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a quantizer ``__init__`` so that the outermost constructor call of an instance (the one of
+    its own class, not the ``super().__init__`` calls below it) records its bound arguments as
+    ``self.config``: defaults filled in, ``**kwargs`` flattened, tuples as lists (the JSON form, so
+    a saved and reloaded config compares equal). ``type(q)(**q.config)`` is then the same call.
+
+    :class:`Quantizer` applies it to every subclass's ``__init__``; there is nothing to call by hand."""
+    signature = inspect.signature(init)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
+        raise TypeError(f"{init.__qualname__}: a quantizer constructor cannot take *args (its config is by name)")
+
+    @functools.wraps(init)
+    def recording(self: "Quantizer", *args: Any, **kwargs: Any) -> None:
+        outermost = vars(next(c for c in type(self).__mro__ if "__init__" in vars(c)))["__init__"] is recording
+        config = _bound_config(signature, self, args, kwargs) if outermost else None
+        init(self, *args, **kwargs)
+        if config is not None:
+            self.config = config
+
+    return recording
+
+
+def _bound_config(signature: inspect.Signature, instance: Any, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    bound = signature.bind(instance, *args, **kwargs)
+    bound.apply_defaults()
+    config: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:  # [0] is self
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            config.update({key: _plain(v) for key, v in value.items()})
+        else:
+            config[name] = _plain(value)
+    return config
+
+
+def _plain(value: Any) -> Any:
+    """A copy of a constructor argument in its JSON form (lists for tuples, Python scalars for numpy
+    ones); other objects are kept as they are (saving such a config fails, loudly)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 @dataclass
 class QuantizeOutput:
     """Result of the differentiable forward pass used for training and inside a VQ-VAE.
@@ -74,7 +124,15 @@ class Quantizer(nn.Module, ABC):
     ``_encode``/``_decode`` on float32 tensors of the module's device plus :meth:`fit_stream`."""
 
     name: ClassVar[str]
+    #: The constructor arguments of this instance (see :func:`records_config`).
+    config: dict[str, Any]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = records_config(cls.__init__)  # type: ignore[method-assign]
+
+    @records_config
     def __init__(self, dim: int, *, seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536):
         super().__init__()
         if dim <= 0:
@@ -83,7 +141,6 @@ class Quantizer(nn.Module, ABC):
         self.seed = int(seed)
         self.encode_batch_size = int(encode_batch_size)
         self.device_preference = device
-        self.config: dict[str, Any] = {}
         self.register_buffer("_fitted", torch.zeros((), dtype=torch.bool))
 
     # ----------------------------------------------------------------- layout

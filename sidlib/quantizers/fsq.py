@@ -32,7 +32,6 @@ class FSQ(NeuralQuantizer):
             self.project_in = nn.Linear(dim, len(self.levels))
             self.project_out = nn.Linear(len(self.levels), dim)
         self.register_buffer("_levels", torch.tensor(self.levels, dtype=torch.float32), persistent=False)
-        self.config.update(bits=bits, levels=self.levels)
 
     @property
     def cardinalities(self) -> list[int]:

@@ -322,8 +322,6 @@ class FusionQuantizer(VQVAE):
         with seeded(self.seed):
             self.encoder = FusionEncoder(layout, int(signal_hidden), list(hidden), int(latent_dim))
             self.decoder = FusionDecoder(layout, int(signal_hidden), list(hidden), int(latent_dim))
-        del self.config["recon"]
-        self.config.update(signals=layout.specs(), signal_hidden=int(signal_hidden))
 
     # ------------------------------------------------------------ inference
     def encode(self, X: Any) -> np.ndarray:

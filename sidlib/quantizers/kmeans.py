@@ -45,10 +45,6 @@ class KMeans(RQKMeans):
             k = int(round(2 ** bits))
         super().__init__(dim, bits=bits, levels=1, codebook_size=k, beam_size=1, max_iter=max_iter, tol=tol,
                          seed=seed, device=device, encode_batch_size=encode_batch_size)
-        self.config = {
-            "dim": self.dim, "bits": bits, "k": self.codebook_size, "max_iter": self.max_iter, "tol": self.tol,
-            "seed": self.seed, "device": device, "encode_batch_size": self.encode_batch_size,
-        }
 
     @property
     def k(self) -> int:

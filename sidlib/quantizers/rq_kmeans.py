@@ -84,11 +84,6 @@ class ResidualEMQuantizer(EMQuantizer):
         self.max_iter, self.tol = int(max_iter), float(tol)
         self.register_buffer("codebooks", torch.zeros((self.levels, self.codebook_size, self.dim)))
         self._drop_training_state()
-        self.config: dict[str, Any] = {
-            "dim": self.dim, "bits": bits, "levels": self.levels, "codebook_size": self.codebook_size,
-            "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed, "device": device,
-            "encode_batch_size": self.encode_batch_size,
-        }
 
     # ----------------------------------------------------------------- layout
     @property
@@ -283,8 +278,6 @@ class RQKMeans(ResidualEMQuantizer):
             raise InvalidInputError(f"min_cluster_share must be in [0, 1), got {min_cluster_share}")
         self.beam_size, self.train_beam_size = int(beam_size), int(train_beam_size)
         self.min_cluster_share = float(min_cluster_share)
-        self.config.update(beam_size=self.beam_size, train_beam_size=self.train_beam_size,
-                           min_cluster_share=self.min_cluster_share)
 
     def _encode_levels(self, x: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return beam_search(x, self.codebooks[:n_levels], self.beam_size)

@@ -88,9 +88,6 @@ class RQVAE(ResidualQuantizer):
         self.refine_iterations, self.min_cluster_share = int(refine_iterations), float(min_cluster_share)
         self.codebooks = nn.Parameter(torch.zeros(self.levels, self.codebook_size, dim))
         self._dead_codes: DeadCodes | None = None
-        self.config.update(bits=bits, codebook_size=self.codebook_size, levels=self.levels, beta=self.beta,
-                           quantizer_dropout=self.quantizer_dropout, dead_code_window=self.dead_code_window,
-                           refine_iterations=self.refine_iterations, min_cluster_share=self.min_cluster_share)
 
     @property
     def cardinalities(self) -> list[int]:

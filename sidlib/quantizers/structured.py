@@ -67,8 +67,6 @@ class StructuredQuantizer(ResidualQuantizer):
         for g, cols in enumerate(self._group_slices):
             mask[g, cols] = 1
         self.register_buffer("_group_mask", mask, persistent=False)
-        self.config.update(bits=bits, lines=self.lines, points=self.points, levels=self.levels,
-                           groups=self.groups, beta=self.beta)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -196,4 +194,3 @@ class DPCA(StructuredQuantizer):
         if levels is None:
             levels = scalar.ternary_digits(bits) // groups
         super().__init__(dim, bits, lines=1, points=3, levels=levels, groups=groups, **kwargs)
-        del self.config["lines"], self.config["points"]

@@ -148,8 +148,7 @@ class NeuralQuantizer(Quantizer):
 
     Subclasses implement :meth:`init_from_sample` (codebooks from a sample, so training does not
     start from noise) and :meth:`quantize`; they may hook :meth:`after_train_step`. Keyword arguments
-    ``training`` are the :class:`TrainSettings` fields; ``self.config`` starts with them and the
-    base arguments, and each subclass adds its own.
+    ``training`` are the :class:`TrainSettings` fields.
     """
 
     def __init__(
@@ -164,10 +163,6 @@ class NeuralQuantizer(Quantizer):
         self.generator = torch.Generator().manual_seed(self.seed)
         #: Mean training loss of each epoch of the last fit.
         self.history: list[float] = []
-        self.config = {
-            "dim": self.dim, "seed": self.seed, "device": device, "encode_batch_size": self.encode_batch_size,
-            **asdict(self.settings),
-        }
 
     def fit_stream(self, batches: BatchStream) -> "NeuralQuantizer":
         self.to_preferred_device().train()

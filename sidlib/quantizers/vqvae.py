@@ -71,8 +71,6 @@ class VQVAE(NeuralQuantizer):
             )
         if not isinstance(self.inner, (NeuralQuantizer, EMQuantizer)):
             raise InvalidInputError(f"quantizer {quantizer!r} is neither gradient- nor EM-trained")
-        self.config.update(quantizer=quantizer, bits=bits, quantizer_params=quantizer_params,
-                           latent_dim=int(latent_dim), hidden=[int(h) for h in hidden], warmup_epochs=self.warmup_epochs)
 
     @property
     def cardinalities(self) -> list[int]:
