@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
 from sidlib.quantizers import NAMES, Quantizer, build, load
 from sidlib.quantizers.fusion import fusion_input
+from sidlib.quantizers.serialize import from_bytes, to_bytes
 
 ROWS, DIM, CLUSTERS = 3000, 64, 40
 #: Short training everywhere: the point is to exercise every code path, not to train well.
@@ -100,11 +100,11 @@ def fingerprint(case: str, X: np.ndarray, keep: Path | None) -> dict[str, Any]:
         "decoded": reconstruction_digest(q.decode(codes)),
         "codes_after_save_load": digest(reloaded.encode(X)),
         "decoded_after_save_load": reconstruction_digest(reloaded.decode(codes)),
-        "codes_after_bytes": digest(quantizer_from_bytes(quantizer_to_bytes(q)).encode(X)),
+        "codes_after_bytes": digest(from_bytes(to_bytes(q)).encode(X)),
     }
     if keep is not None:
         q.save(keep / case / "quantizer")
-        (keep / case / "quantizer.bytes").write_bytes(quantizer_to_bytes(q))
+        (keep / case / "quantizer.bytes").write_bytes(to_bytes(q))
     print(f"{case:18s} {found['codes'][:12]} {found['decoded'][:12]}  ({time.perf_counter() - start:.1f}s)", flush=True)
     return found
 
@@ -112,7 +112,7 @@ def fingerprint(case: str, X: np.ndarray, keep: Path | None) -> dict[str, Any]:
 def kept_codes(case: str, X: np.ndarray, kept: Path) -> dict[str, str]:
     """Codes of ``X`` from the quantizer of ``case`` saved by an earlier ``--save`` (both forms)."""
     return {"codes_from_saved_dir": digest(load(kept / case / "quantizer").encode(X)),
-            "codes_from_saved_bytes": digest(quantizer_from_bytes((kept / case / "quantizer.bytes").read_bytes()).encode(X))}
+            "codes_from_saved_bytes": digest(from_bytes((kept / case / "quantizer.bytes").read_bytes()).encode(X))}
 
 
 def artifacts_dir(file: str) -> Path:

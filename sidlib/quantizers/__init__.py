@@ -9,37 +9,11 @@ default (only ``rq_vae`` defaults to the VQ-VAE). Classes are imported lazily so
 
 from __future__ import annotations
 
-import importlib
-import json
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from sidlib.errors import InvalidInputError
-from sidlib.quantizers.base import CONFIG_FILE, WEIGHTS_FILE, BatchStream, EMQuantizer, Quantizer, array_batches
-
-_CLASSES: dict[str, str] = {
-    "dpca": "sidlib.quantizers.structured:DPCA",
-    "structured": "sidlib.quantizers.structured:StructuredQuantizer",
-    "fsq": "sidlib.quantizers.fsq:FSQ",
-    "rq_kmeans": "sidlib.quantizers.rq_kmeans:RQKMeans",
-    "rq_vae": "sidlib.quantizers.rq_vae:RQVAE",
-    "rq_gmm": "sidlib.quantizers.rq_gmm:RQGMM",
-    "kmeans": "sidlib.quantizers.kmeans:KMeans",
-    "vqvae": "sidlib.quantizers.vqvae:VQVAE",
-    "fusion": "sidlib.quantizers.fusion:FusionQuantizer",
-}
-
-NAMES: tuple[str, ...] = tuple(n for n in _CLASSES if n not in ("vqvae", "fusion"))
-
-
-def quantizer_class(name: str) -> type[Quantizer]:
-    """The class registered under ``name`` (clear error listing the valid names otherwise)."""
-    if name not in _CLASSES:
-        raise InvalidInputError(f"unknown quantizer {name!r}; choose one of: {', '.join(NAMES)}")
-    module, attr = _CLASSES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+from sidlib.quantizers.base import BatchStream, EMQuantizer, Quantizer, array_batches
+from sidlib.quantizers.registry import NAMES, quantizer_class
+from sidlib.quantizers.serialize import load
 
 
 def build(name: str, dim: int, bits: float = 24, *, vae: bool | dict[str, Any] | None = None, **params: Any) -> Quantizer:
@@ -53,17 +27,6 @@ def build(name: str, dim: int, bits: float = 24, *, vae: bool | dict[str, Any] |
     from sidlib.quantizers.vqvae import VQVAE
 
     return VQVAE(dim=dim, quantizer=name, bits=bits, quantizer_params=params, **vae_params)
-
-
-def load(path: str | Path) -> Quantizer:
-    """Rebuild a saved quantizer: config from JSON, tensors with ``torch.load(weights_only=True)``."""
-    path = Path(path)
-    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
-    if not config_file.is_file() or not weights_file.is_file():
-        raise InvalidInputError(f"no saved quantizer at {path} (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
-    spec = json.loads(config_file.read_text())
-    q = quantizer_class(spec["name"])(**spec["params"])
-    return q.load_weights(torch.load(weights_file, map_location="cpu", weights_only=True))
 
 
 __all__ = ["NAMES", "BatchStream", "EMQuantizer", "Quantizer", "array_batches", "build", "load", "quantizer_class"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -33,14 +32,12 @@ from torch import nn
 
 from sidlib.device import pick_device
 from sidlib.errors import InvalidInputError
+from sidlib.quantizers import serialize
 from sidlib.validation import as_code_matrix, as_float_matrix, as_tensor
 
 #: A factory of fresh passes over the training data: each call returns a new iterator of float
 #: ``[batch, dim]`` arrays. EM needs several passes, so a one-shot iterator is not enough.
 BatchStream = Callable[[], Iterable[Any]]
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.pt"
 
 
 def array_batches(X: Any, batch_size: int = 8192, *, shuffle_seed: int | None = None) -> BatchStream:
@@ -236,13 +233,9 @@ class Quantizer(nn.Module, ABC):
 
     # ------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``config.json`` and ``weights.pt`` (tensors only) into directory ``path``."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / CONFIG_FILE).write_text(json.dumps({"name": self.name, "params": self.config}, indent=2, sort_keys=True))
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        torch.save(state, path / WEIGHTS_FILE)
-        return path
+        """Write ``config.json`` and ``weights.pt`` (tensors only) into directory ``path``
+        (:func:`sidlib.quantizers.serialize.save`; ``sidlib.quantizers.load`` reads it back)."""
+        return serialize.save(self, path)
 
     def load_weights(self, state: Mapping[str, torch.Tensor]) -> "Quantizer":
         self.load_state_dict(dict(state), strict=True)

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
 from sidlib.errors import ConfigError, SidlibError
 from sidlib.quantizers import EMQuantizer, Quantizer, build, quantizer_class
 from sidlib.quantizers.base import add_statistics
+from sidlib.quantizers.serialize import from_bytes, to_bytes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,7 +61,7 @@ def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.R
         from sidlib.spark.arrow_lists import arrow_matrix
 
         set_worker_threads()
-        quantizer = quantizer_from_bytes(payload).to_preferred_device()
+        quantizer = from_bytes(payload).to_preferred_device()
         assert isinstance(quantizer, EMQuantizer)
         parts, first_id = [], None
         for batch in batches:
@@ -124,7 +124,7 @@ def fit_em_in_process(quantizer: EMQuantizer, rows: np.ndarray, sample: np.ndarr
 
 
 def _executor_statistics(data: "DataFrame", quantizer: EMQuantizer, level: int) -> dict[str, np.ndarray]:
-    rows = data.mapInArrow(partition_statistics(quantizer_to_bytes(quantizer), level), STATS_SCHEMA).collect()
+    rows = data.mapInArrow(partition_statistics(to_bytes(quantizer), level), STATS_SCHEMA).collect()
     by_part: dict[int, dict[str, np.ndarray]] = {}
     for row in rows:
         by_part.setdefault(int(row["part_key"]), {})[row["key"]] = _bytes_array(row["value"])
@@ -190,7 +190,7 @@ def train_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame
         group = group.sort_values("item_id", kind="stable")  # row order must not depend on the shuffle
         quantizer = build_quantizer(spec, dim=len(group["embedding"].iloc[0])).to_preferred_device()
         quantizer.fit(to_matrix(group["embedding"]))
-        return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [quantizer_to_bytes(quantizer.cpu())],
+        return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [to_bytes(quantizer.cpu())],
                              "rows": [len(group)], "seconds": [time.perf_counter() - start]})
 
     return run
@@ -234,7 +234,7 @@ def evaluate_layout_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd
 def train_neural_distributed(frame: "DataFrame", spec: dict[str, Any]) -> dict[str, tuple[Quantizer, int, float]]:
     """Train one quantizer per signal of ``frame`` (``signal``, ``item_id``, ``embedding``) in parallel."""
     rows = frame.groupBy("signal").applyInPandas(train_in_task(spec), TRAINED_SCHEMA).collect()
-    return {r["signal"]: (quantizer_from_bytes(r["payload"]), int(r["rows"]), float(r["seconds"])) for r in rows}
+    return {r["signal"]: (from_bytes(r["payload"]), int(r["rows"]), float(r["seconds"])) for r in rows}
 
 
 def uses_vae(spec: dict[str, Any]) -> bool:
