@@ -118,7 +118,9 @@ class QuantizeOutput:
 
 class Quantizer(nn.Module, ABC):
     """Base class. Subclasses set ``name``, build all state in ``__init__`` and implement
-    ``_encode``/``_decode`` on float32 tensors of the module's device plus :meth:`fit_stream`."""
+    :meth:`encode_tensor`/:meth:`decode_tensor` on float32 tensors of the module's device plus
+    :meth:`fit_stream`. The tensor methods are public so that a model running a quantizer inside its
+    own forward pass (the VQ-VAE, a prefix view) needs nothing private of it."""
 
     name: ClassVar[str]
     #: The constructor arguments of this instance (see :func:`records_config`).
@@ -168,16 +170,18 @@ class Quantizer(nn.Module, ABC):
     @abstractmethod
     def fit_stream(self, batches: BatchStream) -> "Quantizer":
         """Fit from a stream of mini-batches (each pass is ``batches()``). Must call
-        :meth:`_mark_fitted` at the end. Deterministic for a fixed ``seed`` and batch order."""
+        :meth:`finish_fit` at the end. Deterministic for a fixed ``seed`` and batch order."""
 
-    def _mark_fitted(self) -> None:
+    def finish_fit(self) -> None:
+        """Called once by whatever drove the fit (``fit_stream``, the Spark EM loop, a VQ-VAE
+        training its inner quantizer), after the last step: marks the quantizer fitted."""
         self._fitted.fill_(True)
 
     def quantize(self, z: torch.Tensor) -> QuantizeOutput:
         """Differentiable quantization of ``z`` (STE), for training and for use inside a VQ-VAE.
         The default has no quantizer loss and passes gradients straight through."""
-        codes = self._encode(z.detach())
-        z_hat = self._decode(codes)
+        codes = self.encode_tensor(z.detach())
+        z_hat = self.decode_tensor(codes)
         return QuantizeOutput(z_q=z + (z_hat - z).detach(), codes=codes, loss=z.new_zeros(()))
 
     # --------------------------------------------------------------- inference
@@ -201,7 +205,7 @@ class Quantizer(nn.Module, ABC):
         with torch.no_grad():
             for start in range(0, arr.shape[0], self.encode_batch_size):
                 chunk = as_tensor(arr[start:start + self.encode_batch_size]).to(self.torch_device)
-                out[start:start + chunk.shape[0]] = self._encode(chunk).cpu().numpy()
+                out[start:start + chunk.shape[0]] = self.encode_tensor(chunk).cpu().numpy()
         self.train(was_training)
         return out
 
@@ -215,17 +219,19 @@ class Quantizer(nn.Module, ABC):
         with torch.no_grad():
             for start in range(0, arr.shape[0], self.encode_batch_size):
                 chunk = as_tensor(arr[start:start + self.encode_batch_size]).to(self.torch_device)
-                out[start:start + chunk.shape[0]] = self._decode(chunk).float().cpu().numpy()
+                out[start:start + chunk.shape[0]] = self.decode_tensor(chunk).float().cpu().numpy()
         self.train(was_training)
         return out
 
     @abstractmethod
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        """float32 ``[b, dim]`` -> int64 ``[b, n_codes]`` on the module's device (no validation)."""
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``[b, dim]`` -> int64 ``[b, n_codes]`` on the module's device (no validation, no
+        batching, autograd left to the caller): what :meth:`encode` runs per batch."""
 
     @abstractmethod
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """int64 ``[b, n_codes]`` -> float32 ``[b, dim]`` on the module's device (no validation)."""
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
+        """int64 ``[b, n_codes]`` -> float32 ``[b, dim]`` on the module's device (no validation):
+        what :meth:`decode` runs per batch."""
 
     def _require_fitted(self) -> None:
         if not self.is_fitted:
@@ -279,10 +285,6 @@ class EMQuantizer(Quantizer):
     @abstractmethod
     def apply_statistics(self, level: int, stats: Mapping[str, np.ndarray]) -> float:
         """M-step from summed statistics; returns the relative change of the objective (for ``tol``)."""
-
-    def finish_fit(self) -> None:
-        """Called once after the last level; marks the quantizer fitted."""
-        self._mark_fitted()
 
     def fit_stream(self, batches: BatchStream, *, sample_size: int = 65536) -> "EMQuantizer":
         self.to_preferred_device()

@@ -40,10 +40,10 @@ class FSQ(NeuralQuantizer):
     def _rounded(self, x: torch.Tensor) -> torch.Tensor:
         return scalar.quantize(self.project_in(x), self._levels, bound=True)
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return scalar.to_codes(self._rounded(x), self._levels)
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         return self.project_out(scalar.from_codes(codes, self._levels))
 
     def quantize(self, z: torch.Tensor) -> QuantizeOutput:

@@ -327,8 +327,8 @@ class FusionQuantizer(VQVAE):
     def encode(self, X: Any) -> np.ndarray:
         return super().encode(self.layout.check(X))
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.layout.activate(super()._decode(codes))
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.layout.activate(super().decode_tensor(codes))
 
     def quantize(self, z: torch.Tensor) -> QuantizeOutput:
         """Straight-through pass on fused rows ``z``; ``z_q`` is the reconstruction in the output layout."""

@@ -99,10 +99,10 @@ class ResidualEMQuantizer(EMQuantizer):
     def _encode_levels(self, x: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes ``[b, n_levels]`` of ``x`` for the first ``n_levels`` levels, and the residual left."""
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return self._encode_levels(x, self.levels)[0]
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the codewords of the given levels (``codes`` may cover only the first levels)."""
         out = torch.zeros((codes.shape[0], self.dim), device=codes.device)
         for level in range(codes.shape[1]):
@@ -282,7 +282,7 @@ class RQKMeans(ResidualEMQuantizer):
     def _encode_levels(self, x: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return beam_search(x, self.codebooks[:n_levels], self.beam_size)
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return beam_paths(x, self.codebooks, self.beam_size)[:, 0]
 
     def _training_residual(self, x: torch.Tensor, level: int) -> torch.Tensor:

@@ -134,10 +134,10 @@ class StructuredQuantizer(ResidualQuantizer):
         return torch.cat(codes, 1), coefs
 
     # ---------------------------------------------------------- encode/decode
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return self._greedy(x, [self._rows(level) for level in range(self.levels)])[0]
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         n_levels = codes.shape[1] // self.groups
         level_codes = codes.reshape(len(codes), n_levels, self.groups)
         line = level_codes // self.points if self.lines > 1 else None

@@ -172,7 +172,7 @@ class NeuralQuantizer(Quantizer):
             device=self.torch_device, generator=self.generator, after_step=self.after_train_step, label=self.name,
         )
         self.refine(batches)
-        self._mark_fitted()
+        self.finish_fit()
         return self
 
     def sample_rows(self, batches: BatchStream) -> torch.Tensor:

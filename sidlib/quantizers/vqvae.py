@@ -76,11 +76,11 @@ class VQVAE(NeuralQuantizer):
     def cardinalities(self) -> list[int]:
         return self.inner.cardinalities
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner._encode(self.encoder(x))
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.encode_tensor(self.encoder(x))
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.inner._decode(codes))
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.inner.decode_tensor(codes))
 
     def quantize(self, z: torch.Tensor) -> QuantizeOutput:
         """Encoder, the inner quantizer's straight-through pass, decoder: ``z_q`` is the reconstruction."""
@@ -111,8 +111,8 @@ class VQVAE(NeuralQuantizer):
             self.history = self._fit(self.training_forward, self.parameters(), batches, after_step=self.inner.after_train_step)
             if self.inner.refine(self._latent_stream(batches)):
                 self._fit(self._decode_quantized, self.decoder.parameters(), batches, label="decoder fine-tune")
-            self.inner._mark_fitted()
-        self._mark_fitted()
+            self.inner.finish_fit()
+        self.finish_fit()
         return self
 
     def init_from_sample(self, sample: torch.Tensor) -> None:
@@ -131,7 +131,7 @@ class VQVAE(NeuralQuantizer):
 
     def _decode_quantized(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            latent = self.inner._decode(self.inner._encode(self.encoder(x)))
+            latent = self.inner.decode_tensor(self.inner.encode_tensor(self.encoder(x)))
         return self.decoder(latent), x.new_zeros(())
 
     @torch.no_grad()
