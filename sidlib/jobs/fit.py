@@ -16,9 +16,8 @@ from typing import Any
 
 from sidlib.artifacts import Artifact, ArtifactStore
 from sidlib.config import FitConfig, SidlibConfig, to_dict
-from sidlib.metrics import reconstruction_report
+from sidlib.metrics import reconstruction_report, signal_report
 from sidlib.quantizers import QuantizerSpec
-from sidlib.quantizers.fusion import signal_report
 from sidlib.spark.embeddings import SignalData, read_signal
 from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
 from sidlib.spark.sampling import hash_fraction

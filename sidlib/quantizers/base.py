@@ -4,8 +4,9 @@ A quantizer is a ``torch.nn.Module`` whose constructor arguments are its whole c
 whose learned state lives in registered parameters/buffers whose shapes are fixed at construction.
 ``self.config`` is those arguments as the constructor received them, recorded by the base class
 (:func:`records_config`) rather than by each class, so it cannot drift from the constructor: a
-class that gains an argument saves and reloads it without further code. That makes ``save``/``load`` trivial and safe: a JSON config plus a
-tensors-only state dict read back with ``torch.load(weights_only=True)`` (nothing is unpickled).
+class that gains an argument saves and reloads it without further code. That makes ``save``/``load``
+trivial and safe: a JSON config plus a tensors-only state dict read back with
+``torch.load(weights_only=True)``, nothing unpickled (:mod:`sidlib.quantizers.serialize`).
 
 Two families share it:
 
@@ -55,6 +56,13 @@ def array_batches(X: Any, batch_size: int = 8192, *, shuffle_seed: int | None = 
             yield arr[idx]
 
     return passes
+
+
+def check_dim(dim: int) -> int:
+    """``dim`` as an int, refused unless positive (also before a model builds layers of that width)."""
+    if dim <= 0:
+        raise InvalidInputError(f"dim must be positive, got {dim}")
+    return int(dim)
 
 
 def records_config(init: Callable[..., None]) -> Callable[..., None]:
@@ -134,9 +142,7 @@ class Quantizer(nn.Module, ABC):
     @records_config
     def __init__(self, dim: int, *, seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536):
         super().__init__()
-        if dim <= 0:
-            raise InvalidInputError(f"dim must be positive, got {dim}")
-        self.dim = int(dim)
+        self.dim = check_dim(dim)
         self.seed = int(seed)
         self.encode_batch_size = int(encode_batch_size)
         self.device_preference = device
