@@ -17,7 +17,7 @@ import torch
 
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.kmeans_ops import row_blocks, split_clusters
-from sidlib.quantizers.rq_kmeans import ResidualEMQuantizer
+from sidlib.quantizers.residual_em import ResidualEMQuantizer
 
 #: A component whose total responsibility is below one row's worth is dead: its mean and variance
 #: cannot be estimated, so it is re-seeded like an empty k-means cluster (``min_component_share``

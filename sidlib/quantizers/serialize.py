@@ -50,7 +50,8 @@ def to_bytes(quantizer: "Quantizer") -> bytes:
     """The same payload as :func:`save` in one buffer (the config as a JSON string, so the buffer
     holds only tensors, strings and dicts)."""
     buffer = io.BytesIO()
-    torch.save({"name": quantizer.name, "params": _json(quantizer, quantizer.config), "state": _state(quantizer)}, buffer)
+    payload = {"name": quantizer.name, "params": _json(quantizer, quantizer.config), "state": _state(quantizer)}
+    torch.save(payload, buffer)
     return buffer.getvalue()
 
 
