@@ -189,8 +189,8 @@ def train_in_task(spec: QuantizerSpec) -> Callable[[pd.DataFrame], pd.DataFrame]
         set_worker_threads()
         start = time.perf_counter()
         group = group.sort_values("item_id", kind="stable")  # row order must not depend on the shuffle
-        spec = QuantizerSpec.from_dict(wire)
-        quantizer = build_quantizer(spec, dim=len(group["embedding"].iloc[0])).to_preferred_device()
+        dim = len(group["embedding"].iloc[0])
+        quantizer = build_quantizer(QuantizerSpec.from_dict(wire), dim).to_preferred_device()
         quantizer.fit(to_matrix(group["embedding"]))
         return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [to_bytes(quantizer.cpu())],
                              "rows": [len(group)], "seconds": [time.perf_counter() - start]})
