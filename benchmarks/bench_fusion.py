@@ -35,9 +35,9 @@ from report import markdown_table, publish  # noqa: E402
 
 from sidlib.config import SidlibConfig  # noqa: E402
 from sidlib.jobs.ingest_demo_data import build_frames  # noqa: E402
-from sidlib.metrics import cosine_loss  # noqa: E402
+from sidlib.metrics import cosine_loss, multilabel_scores, signal_report  # noqa: E402
 from sidlib.quantizers import build  # noqa: E402
-from sidlib.quantizers.fusion import FusionLayout, fusion_input, multilabel_scores, signal_report  # noqa: E402
+from sidlib.quantizers.fusion import FusionLayout, fusion_input  # noqa: E402
 
 BITS = 24
 SIGNALS = [

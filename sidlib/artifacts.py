@@ -17,7 +17,6 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,11 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sidlib import __version__
 from sidlib.errors import SidlibError, check_writable_dir
-from sidlib.quantizers import Quantizer, load as load_quantizer, quantizer_class
+from sidlib.quantizers import Quantizer, serialize
 
 MANIFEST = "manifest.json"
 QUANTIZER_DIR = "quantizer"
@@ -60,7 +57,7 @@ class Artifact:
         return str(self.manifest["model_version"])
 
     def load_quantizer(self) -> Quantizer:
-        return load_quantizer(self.path / QUANTIZER_DIR)
+        return serialize.load(self.path / QUANTIZER_DIR)
 
 
 class ArtifactStore:
@@ -96,7 +93,7 @@ class ArtifactStore:
         self.check_writable()
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
-            quantizer.save(staging / QUANTIZER_DIR)
+            serialize.save(quantizer, staging / QUANTIZER_DIR)
             files = {str(p.relative_to(staging)): _sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()}
             version = self._claim_next_version()
             target = self.version_path(version)
@@ -167,20 +164,6 @@ def _verify_files(path: Path, files: dict[str, str], version: int) -> None:
             raise ArtifactError(f"artifact version {version}: file {name} missing")
         if _sha256(file) != digest:
             raise ArtifactError(f"artifact version {version}: checksum mismatch for {name}")
-
-
-def quantizer_to_bytes(quantizer: Quantizer) -> bytes:
-    """Serialise a quantizer for shipping between driver and Spark tasks (tensors + JSON only)."""
-    buffer = io.BytesIO()
-    state = {k: v.detach().cpu() for k, v in quantizer.state_dict().items()}
-    torch.save({"name": quantizer.name, "params": json.dumps(quantizer.config), "state": state}, buffer)
-    return buffer.getvalue()
-
-
-def quantizer_from_bytes(data: bytes) -> Quantizer:
-    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    quantizer = quantizer_class(payload["name"])(**json.loads(payload["params"]))
-    return quantizer.load_weights(payload["state"])
 
 
 def _sha256(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""Quality metrics for Semantic IDs: reconstruction, code usage, collisions, neighbour recall, NE.
+"""Quality metrics for Semantic IDs: reconstruction (per signal for a fused SID), code usage,
+collisions, neighbour recall, NE.
 
 All exact and pure numpy, so results do not depend on an ANN index or on which optional packages are
 installed. Inputs are validated at the boundary (:mod:`sidlib.validation`); statistics are computed
@@ -7,7 +8,7 @@ in float64 so that equal distances between discrete codes compare equal.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from sidlib.errors import InvalidInputError
 from sidlib.quantizers.base import Quantizer
 from sidlib.sid import centre_codes
 from sidlib.validation import as_code_matrix, as_float_matrix
+
+if TYPE_CHECKING:
+    from sidlib.quantizers.fusion import FusionLayout
 
 #: Norms below this count as zero: such a row has cosine 0 to everything (loss 1), not NaN.
 _EPS_NORM = 1e-12
@@ -47,6 +51,39 @@ def mse(X: Any, X_hat: Any) -> float:
     """Mean squared error per element (``torch.nn.functional.mse_loss`` convention, not per row)."""
     x, x_hat = _paired(X, X_hat)
     return float(np.mean((x - x_hat) ** 2))
+
+
+# ------------------------------------------------------------------- fused signals
+def signal_report(layout: "FusionLayout", X: Any, X_hat: Any, threshold: float = 0.5) -> dict[str, float]:
+    """Per-signal quality of reconstructions ``X_hat`` (``decode`` output) of fused rows ``X``,
+    each over the rows that have the signal: ``<name>_cosine_loss`` for embeddings,
+    ``<name>_micro_f1`` / ``<name>_exact_match`` for multilabel signals (``threshold`` on the
+    probabilities), ``<name>_accuracy`` for categorical ones (argmax). The fused vector as a whole has
+    no meaningful single cosine loss, so this is how a fused SID is judged."""
+    x, x_hat, present = layout.split(X), layout.split(X_hat), layout.presence(X)
+    report: dict[str, float] = {}
+    for s in layout.signals:
+        rows = present[s.name]
+        if not rows.any():
+            continue
+        truth, pred = x[s.name][rows], x_hat[s.name][rows]
+        if s.kind == "embedding":
+            report[f"{s.name}_cosine_loss"] = cosine_loss(truth, pred)
+        elif s.kind == "multilabel":
+            report.update({f"{s.name}_{k}": v for k, v in multilabel_scores(truth, pred, threshold).items()})
+        else:
+            report[f"{s.name}_accuracy"] = float(np.mean(truth.argmax(1) == pred.argmax(1)))
+    return report
+
+
+def multilabel_scores(truth: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Micro-F1 over all (row, label) pairs and exact-match accuracy of ``probs >= threshold``
+    against 0/1 ``truth``."""
+    t, p = np.asarray(truth) >= 0.5, np.asarray(probs) >= threshold
+    tp = np.sum(t & p)
+    denom = np.sum(t) + np.sum(p)
+    return {"micro_f1": float(2 * tp / denom) if denom else 1.0, "exact_match": float(np.mean((t == p).all(1)))}
+
 
 
 # -------------------------------------------------------------------- code usage

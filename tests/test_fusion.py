@@ -17,8 +17,9 @@ import torch
 from sidlib.config import SidlibConfig
 from sidlib.errors import InvalidInputError
 from sidlib.jobs.ingest_demo_data import build_frames
+from sidlib.metrics import signal_report
 from sidlib.quantizers import build, load
-from sidlib.quantizers.fusion import FusionQuantizer, fusion_input, signal_report, split_output
+from sidlib.quantizers.fusion import FusionQuantizer, fusion_input, split_output
 
 CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 SIGNALS = [
@@ -105,7 +106,7 @@ def test_a_missing_signal_reaches_neither_loss_nor_gradients() -> None:
 
     def loss_and_grads(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         q.zero_grad()
-        loss = q.objective(x)
+        loss = q.training_loss(x)
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in q.parameters() if p.grad is not None]
 
@@ -119,7 +120,7 @@ def test_a_missing_signal_reaches_neither_loss_nor_gradients() -> None:
     changed = X.clone()  # whereas a present signal's values do count
     changed[~missing, 384:768] = changed[~missing, 384:768].roll(1, 0)
     with torch.no_grad():
-        assert float(q.objective(changed)) != float(loss)
+        assert float(q.training_loss(changed)) != float(loss)
 
 
 def test_training_lowers_the_loss() -> None:
@@ -129,7 +130,7 @@ def test_training_lowers_the_loss() -> None:
     before = make()
     before.prepare_training(X)  # quantizer initialised on the untrained encoder's latents
     with torch.no_grad():
-        assert float(q.objective(X)) < 0.8 * float(before.objective(X))
+        assert float(q.training_loss(X)) < 0.8 * float(before.training_loss(X))
 
 
 @pytest.mark.parametrize("inner", ["fsq", "rq_vae", "rq_kmeans"])

@@ -177,13 +177,13 @@ class SignQuantizer(Quantizer):
         return [2] * self.dim
 
     def fit_stream(self, batches: BatchStream) -> "SignQuantizer":
-        self._mark_fitted()
+        self.finish_fit()
         return self
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return (x > 0).long()
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         return codes.float() * 2 - 1
 
 

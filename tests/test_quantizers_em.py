@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers import build, load
 from sidlib.quantizers.base import add_statistics
@@ -23,6 +22,7 @@ from sidlib.quantizers.kmeans_ops import (
 )
 from sidlib.quantizers.rq_gmm import RQGMM
 from sidlib.quantizers.rq_kmeans import RQKMeans
+from sidlib.quantizers.serialize import from_bytes, to_bytes
 
 DIM = 32
 #: Small layouts so each fit takes a fraction of a second: case -> (quantizer name, constructor params).
@@ -192,7 +192,7 @@ def test_distributed_loop_matches_fit(name, fitted, data):
     for level in range(q.n_levels):
         q.init_level(level, sample)
         for _ in range(q.max_iter):
-            executor = quantizer_from_bytes(quantizer_to_bytes(q))  # as shipped to Spark tasks
+            executor = from_bytes(to_bytes(q))  # as shipped to Spark tasks
             stats = add_statistics(executor.level_statistics(level, p) for p in partitions)
             if q.apply_statistics(level, stats) < q.tol:
                 break

@@ -15,15 +15,14 @@ import time
 from typing import Any
 
 from sidlib.artifacts import Artifact, ArtifactStore
-from sidlib.config import SidlibConfig, to_dict
-from sidlib.metrics import reconstruction_report
-from sidlib.quantizers import EMQuantizer, quantizer_class
-from sidlib.quantizers.fusion import signal_report
+from sidlib.config import FitConfig, SidlibConfig, to_dict
+from sidlib.metrics import reconstruction_report, signal_report
+from sidlib.quantizers import QuantizerSpec
 from sidlib.spark.embeddings import SignalData, read_signal
 from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
 from sidlib.spark.sampling import hash_fraction
 from sidlib.spark.fit import (build_quantizer, collect_training_rows, fit_em_distributed, fit_em_in_process,
-                              ordered_rows, train_neural_distributed, uses_vae)
+                              ordered_rows, train_neural_distributed)
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +30,12 @@ log = logging.getLogger(__name__)
 MAX_EVAL_ROWS = 20_000
 
 
-def quantizer_spec(cfg: SidlibConfig) -> dict[str, Any]:
-    fit = cfg.fit
-    return {"name": fit.quantizer, "bits": fit.bits, "params": dict(fit.params), "vae": fit.vae,
-            "vae_params": dict(fit.vae_params), "seed": fit.seed, "device": fit.device}
-
-
-def is_distributed_em(spec: dict[str, Any]) -> bool:
-    """EM quantizers on the raw embedding fit distributed; everything with gradients trains in a task."""
-    return issubclass(quantizer_class(spec["name"]), EMQuantizer) and not uses_vae(spec)
+def quantizer_spec(fit: FitConfig) -> QuantizerSpec:
+    """The quantizer ``fit`` configures. ``fit.vae`` follows the :class:`QuantizerSpec` rule (unset: the
+    quantizer's default); ``fit.vae_params`` apply whenever the VQ-VAE is used, and are ignored
+    otherwise (``fit.vae: false``, or unset for a quantizer that does not default to it)."""
+    spec = QuantizerSpec(fit.quantizer, fit.bits, fit.params, fit.vae, fit.seed, fit.device)
+    return dataclasses.replace(spec, vae=dict(fit.vae_params) if spec.uses_vae else False)
 
 
 def split_expr(cfg: SidlibConfig) -> str:
@@ -76,13 +72,13 @@ def run(cfg: SidlibConfig, tables: Any, *, source_version: int | None = None) ->
     store.check_writable()
     source_version = tables.version("content_embeddings") if source_version is None else source_version
     data, layout = read_inputs(cfg, tables, source_version)
-    spec = quantizer_spec(cfg)
-    spec["params"].update(layout)
+    spec = quantizer_spec(cfg.fit)
+    spec = dataclasses.replace(spec, params={**spec.params, **layout})
     # a spec that cannot be built fails here, before any training; the EM fits below start from these
     built = {signal: build_quantizer(spec, sd.dim) for signal, sd in data.items()}
     holdout = split_expr(cfg)
     fitted: dict[str, tuple[Any, int, float]] = {}
-    if is_distributed_em(spec):
+    if spec.fits_by_em:  # EM on the raw embedding fits distributed; everything with gradients trains in a task
         for signal, sd in data.items():
             start = time.perf_counter()
             train = sd.frame.where(f"NOT ({holdout})")

@@ -60,7 +60,7 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
               .orderBy("_h", "item_id").limit(sweep.sample_rows).drop("_h"))
     points = tables.spark.createDataFrame(pd.DataFrame({
         "grid_id": range(len(grid)), "params": [json.dumps(p, sort_keys=True) for p in grid]}))
-    spec = {**quantizer_spec(cfg), "name": sweep.quantizer, "bits": sweep.bits}
+    spec = quantizer_spec(dataclasses.replace(cfg.fit, quantizer=sweep.quantizer, bits=sweep.bits))
     log.info("sweep %s at %s bits over %d layouts on %d sample rows", sweep.quantizer, sweep.bits, len(grid),
              min(sweep.sample_rows, data.rows))
     results = (sample.crossJoin(points).groupBy("grid_id")

@@ -1,9 +1,12 @@
 """The one interface every sidlib quantizer implements (FAISS-style ``fit``/``encode``/``decode``).
 
-A quantizer is a ``torch.nn.Module`` whose constructor arguments are its whole configuration
-(``self.config`` records them), and whose learned state lives in registered parameters/buffers whose
-shapes are fixed at construction. That makes ``save``/``load`` trivial and safe: a JSON config plus a
-tensors-only state dict read back with ``torch.load(weights_only=True)`` (nothing is unpickled).
+A quantizer is a ``torch.nn.Module`` whose constructor arguments are its whole configuration, and
+whose learned state lives in registered parameters/buffers whose shapes are fixed at construction.
+``self.config`` is those arguments as the constructor received them, recorded by the base class
+(:func:`records_config`) rather than by each class, so it cannot drift from the constructor: a
+class that gains an argument saves and reloads it without further code. That makes ``save``/``load``
+trivial and safe: a JSON config plus a tensors-only state dict read back with
+``torch.load(weights_only=True)``, nothing unpickled (:mod:`sidlib.quantizers.serialize`).
 
 Two families share it:
 
@@ -16,7 +19,8 @@ Two families share it:
 
 from __future__ import annotations
 
-import json
+import functools
+import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -29,14 +33,12 @@ from torch import nn
 
 from sidlib.device import pick_device
 from sidlib.errors import InvalidInputError
+from sidlib.quantizers import serialize
 from sidlib.validation import as_code_matrix, as_float_matrix, as_tensor
 
 #: A factory of fresh passes over the training data: each call returns a new iterator of float
 #: ``[batch, dim]`` arrays. EM needs several passes, so a one-shot iterator is not enough.
 BatchStream = Callable[[], Iterable[Any]]
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.pt"
 
 
 def array_batches(X: Any, batch_size: int = 8192, *, shuffle_seed: int | None = None) -> BatchStream:
@@ -56,6 +58,59 @@ def array_batches(X: Any, batch_size: int = 8192, *, shuffle_seed: int | None = 
     return passes
 
 
+def check_dim(dim: int) -> int:
+    """``dim`` as an int, refused unless positive (also before a model builds layers of that width)."""
+    if dim <= 0:
+        raise InvalidInputError(f"dim must be positive, got {dim}")
+    return int(dim)
+
+
+def records_config(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a quantizer ``__init__`` so that the outermost constructor call of an instance (the one of
+    its own class, not the ``super().__init__`` calls below it) records its bound arguments as
+    ``self.config``: defaults filled in, ``**kwargs`` flattened, tuples as lists (the JSON form, so
+    a saved and reloaded config compares equal). ``type(q)(**q.config)`` is then the same call.
+
+    :class:`Quantizer` applies it to every subclass's ``__init__``; there is nothing to call by hand."""
+    signature = inspect.signature(init)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
+        raise TypeError(f"{init.__qualname__}: a quantizer constructor cannot take *args (its config is by name)")
+
+    @functools.wraps(init)
+    def recording(self: "Quantizer", *args: Any, **kwargs: Any) -> None:
+        outermost = vars(next(c for c in type(self).__mro__ if "__init__" in vars(c)))["__init__"] is recording
+        config = _bound_config(signature, self, args, kwargs) if outermost else None
+        init(self, *args, **kwargs)
+        if config is not None:
+            self.config = config
+
+    return recording
+
+
+def _bound_config(signature: inspect.Signature, instance: Any, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    bound = signature.bind(instance, *args, **kwargs)
+    bound.apply_defaults()
+    config: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:  # [0] is self
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            config.update({key: _plain(v) for key, v in value.items()})
+        else:
+            config[name] = _plain(value)
+    return config
+
+
+def _plain(value: Any) -> Any:
+    """A copy of a constructor argument in its JSON form (lists for tuples, Python scalars for numpy
+    ones); other objects are kept as they are (saving such a config fails, loudly)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 @dataclass
 class QuantizeOutput:
     """Result of the differentiable forward pass used for training and inside a VQ-VAE.
@@ -71,19 +126,26 @@ class QuantizeOutput:
 
 class Quantizer(nn.Module, ABC):
     """Base class. Subclasses set ``name``, build all state in ``__init__`` and implement
-    ``_encode``/``_decode`` on float32 tensors of the module's device plus :meth:`fit_stream`."""
+    :meth:`encode_tensor`/:meth:`decode_tensor` on float32 tensors of the module's device plus
+    :meth:`fit_stream`. The tensor methods are public so that a model running a quantizer inside its
+    own forward pass (the VQ-VAE, a prefix view) needs nothing private of it."""
 
     name: ClassVar[str]
+    #: The constructor arguments of this instance (see :func:`records_config`).
+    config: dict[str, Any]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = records_config(cls.__init__)  # type: ignore[method-assign]
+
+    @records_config
     def __init__(self, dim: int, *, seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536):
         super().__init__()
-        if dim <= 0:
-            raise InvalidInputError(f"dim must be positive, got {dim}")
-        self.dim = int(dim)
+        self.dim = check_dim(dim)
         self.seed = int(seed)
         self.encode_batch_size = int(encode_batch_size)
         self.device_preference = device
-        self.config: dict[str, Any] = {}
         self.register_buffer("_fitted", torch.zeros((), dtype=torch.bool))
 
     # ----------------------------------------------------------------- layout
@@ -114,16 +176,18 @@ class Quantizer(nn.Module, ABC):
     @abstractmethod
     def fit_stream(self, batches: BatchStream) -> "Quantizer":
         """Fit from a stream of mini-batches (each pass is ``batches()``). Must call
-        :meth:`_mark_fitted` at the end. Deterministic for a fixed ``seed`` and batch order."""
+        :meth:`finish_fit` at the end. Deterministic for a fixed ``seed`` and batch order."""
 
-    def _mark_fitted(self) -> None:
+    def finish_fit(self) -> None:
+        """Called once by whatever drove the fit (``fit_stream``, the Spark EM loop, a VQ-VAE
+        training its inner quantizer), after the last step: marks the quantizer fitted."""
         self._fitted.fill_(True)
 
     def quantize(self, z: torch.Tensor) -> QuantizeOutput:
         """Differentiable quantization of ``z`` (STE), for training and for use inside a VQ-VAE.
         The default has no quantizer loss and passes gradients straight through."""
-        codes = self._encode(z.detach())
-        z_hat = self._decode(codes)
+        codes = self.encode_tensor(z.detach())
+        z_hat = self.decode_tensor(codes)
         return QuantizeOutput(z_q=z + (z_hat - z).detach(), codes=codes, loss=z.new_zeros(()))
 
     # --------------------------------------------------------------- inference
@@ -147,7 +211,7 @@ class Quantizer(nn.Module, ABC):
         with torch.no_grad():
             for start in range(0, arr.shape[0], self.encode_batch_size):
                 chunk = as_tensor(arr[start:start + self.encode_batch_size]).to(self.torch_device)
-                out[start:start + chunk.shape[0]] = self._encode(chunk).cpu().numpy()
+                out[start:start + chunk.shape[0]] = self.encode_tensor(chunk).cpu().numpy()
         self.train(was_training)
         return out
 
@@ -161,17 +225,19 @@ class Quantizer(nn.Module, ABC):
         with torch.no_grad():
             for start in range(0, arr.shape[0], self.encode_batch_size):
                 chunk = as_tensor(arr[start:start + self.encode_batch_size]).to(self.torch_device)
-                out[start:start + chunk.shape[0]] = self._decode(chunk).float().cpu().numpy()
+                out[start:start + chunk.shape[0]] = self.decode_tensor(chunk).float().cpu().numpy()
         self.train(was_training)
         return out
 
     @abstractmethod
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        """float32 ``[b, dim]`` -> int64 ``[b, n_codes]`` on the module's device (no validation)."""
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``[b, dim]`` -> int64 ``[b, n_codes]`` on the module's device (no validation, no
+        batching, autograd left to the caller): what :meth:`encode` runs per batch."""
 
     @abstractmethod
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """int64 ``[b, n_codes]`` -> float32 ``[b, dim]`` on the module's device (no validation)."""
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
+        """int64 ``[b, n_codes]`` -> float32 ``[b, dim]`` on the module's device (no validation):
+        what :meth:`decode` runs per batch."""
 
     def _require_fitted(self) -> None:
         if not self.is_fitted:
@@ -179,13 +245,9 @@ class Quantizer(nn.Module, ABC):
 
     # ------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``config.json`` and ``weights.pt`` (tensors only) into directory ``path``."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / CONFIG_FILE).write_text(json.dumps({"name": self.name, "params": self.config}, indent=2, sort_keys=True))
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        torch.save(state, path / WEIGHTS_FILE)
-        return path
+        """Write ``config.json`` and ``weights.pt`` (tensors only) into directory ``path``
+        (:func:`sidlib.quantizers.serialize.save`; ``sidlib.quantizers.load`` reads it back)."""
+        return serialize.save(self, path)
 
     def load_weights(self, state: Mapping[str, torch.Tensor]) -> "Quantizer":
         self.load_state_dict(dict(state), strict=True)
@@ -229,10 +291,6 @@ class EMQuantizer(Quantizer):
     @abstractmethod
     def apply_statistics(self, level: int, stats: Mapping[str, np.ndarray]) -> float:
         """M-step from summed statistics; returns the relative change of the objective (for ``tol``)."""
-
-    def finish_fit(self) -> None:
-        """Called once after the last level; marks the quantizer fitted."""
-        self._mark_fitted()
 
     def fit_stream(self, batches: BatchStream, *, sample_size: int = 65536) -> "EMQuantizer":
         self.to_preferred_device()

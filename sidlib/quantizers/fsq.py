@@ -32,7 +32,6 @@ class FSQ(NeuralQuantizer):
             self.project_in = nn.Linear(dim, len(self.levels))
             self.project_out = nn.Linear(len(self.levels), dim)
         self.register_buffer("_levels", torch.tensor(self.levels, dtype=torch.float32), persistent=False)
-        self.config.update(bits=bits, levels=self.levels)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -41,10 +40,10 @@ class FSQ(NeuralQuantizer):
     def _rounded(self, x: torch.Tensor) -> torch.Tensor:
         return scalar.quantize(self.project_in(x), self._levels, bound=True)
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return scalar.to_codes(self._rounded(x), self._levels)
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         return self.project_out(scalar.from_codes(codes, self._levels))
 
     def quantize(self, z: torch.Tensor) -> QuantizeOutput:

@@ -20,20 +20,21 @@ Signals come in the order of the ``signals`` argument; ``p_k`` is 1.0 when the i
 ``k`` and 0.0 when not, in which case ``x_k`` is all zeros (its values are ignored either way).
 Multilabel and categorical slices hold values in [0, 1] (multi-hot / one-hot). Build it with
 :func:`fusion_input`, cut it with :func:`split_output`; on Spark, ``read_fused`` in
-``sidlib.spark.embeddings`` builds the same rows from ``content_embeddings``. ``decode`` returns
+``sidlib.spark.fused_rows`` builds the same rows from ``content_embeddings``. ``decode`` returns
 the same layout with every signal reconstructed (also those the item lacked: a prediction from the
 others) and flags 1.0.
 
-Training reuses the shared VQ-VAE (:class:`~sidlib.quantizers.vqvae.VQVAE`) whole: its warm-up,
-joint straight-through training of a neural inner quantizer, and staged fit of an EM inner quantizer
-(EM on the latents, then the decoders fine-tuned on quantized latents). Only the networks and the
-objective differ.
+The model is a :class:`~sidlib.quantizers.latent.LatentQuantizer` assembled from these networks,
+the inner quantizer and the per-signal objective (:meth:`FusionLayout.loss`), so it trains exactly
+as the VQ-VAE does (warm-up, joint straight-through training of a neural inner quantizer, staged fit
+of an EM inner quantizer); only the parts differ. Per-signal quality of a fused SID is
+:func:`sidlib.metrics.signal_report`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,18 +42,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from sidlib.errors import InvalidInputError
-from sidlib.metrics import cosine_loss
-from sidlib.quantizers.base import BatchStream, QuantizeOutput
-from sidlib.quantizers.training import Forward, seeded
-from sidlib.quantizers.vqvae import VQVAE, mlp
+from sidlib.quantizers.base import BatchStream
+from sidlib.quantizers.latent import LatentQuantizer, check_sizes, inner_quantizer, mlp
+from sidlib.quantizers.training import seeded
 from sidlib.validation import as_float_matrix
 
-KINDS = ("embedding", "multilabel", "categorical")
+#: How a signal is reconstructed and scored (module docstring).
+SIGNAL_KINDS = ("embedding", "multilabel", "categorical")
 
 
 @dataclass(frozen=True)
 class Signal:
-    """One input signal of the fused layout: its name, width, kind (one of :data:`KINDS`) and loss weight."""
+    """One input signal of the fused layout: its name, width, kind (one of :data:`SIGNAL_KINDS`) and loss weight."""
 
     name: str
     dim: int
@@ -67,9 +68,9 @@ class Signal:
         signal = cls(str(spec["name"]), int(spec["dim"]), str(spec.get("kind", "embedding")),
                      float(spec.get("weight", 1.0)))
         too_small = signal.dim < (2 if signal.kind == "categorical" else 1)
-        if signal.kind not in KINDS or too_small or signal.weight < 0:
-            raise InvalidInputError(f"signal {signal.name!r}: need kind in {KINDS}, dim >= 1 (>= 2 for categorical) "
-                                    f"and weight >= 0; got {dict(spec)}")
+        if signal.kind not in SIGNAL_KINDS or too_small or signal.weight < 0:
+            raise InvalidInputError(f"signal {signal.name!r}: need kind in {SIGNAL_KINDS}, dim >= 1 "
+                                    f"(>= 2 for categorical) and weight >= 0; got {dict(spec)}")
         return signal
 
     def spec(self) -> dict[str, Any]:
@@ -214,37 +215,6 @@ def split_output(signals: Sequence[Mapping[str, Any]], X: Any) -> dict[str, np.n
     return FusionLayout(signals).split(X)
 
 
-def signal_report(layout: FusionLayout, X: Any, X_hat: Any, threshold: float = 0.5) -> dict[str, float]:
-    """Per-signal quality of reconstructions ``X_hat`` (``decode`` output) of fused rows ``X``,
-    each over the rows that have the signal: ``<name>_cosine_loss`` for embeddings,
-    ``<name>_micro_f1`` / ``<name>_exact_match`` for multilabel signals (``threshold`` on the
-    probabilities), ``<name>_accuracy`` for categorical ones (argmax). The fused vector as a whole has
-    no meaningful single cosine loss, so this is how a fused SID is judged."""
-    x, x_hat, present = layout.split(X), layout.split(X_hat), layout.presence(X)
-    report: dict[str, float] = {}
-    for s in layout.signals:
-        rows = present[s.name]
-        if not rows.any():
-            continue
-        truth, pred = x[s.name][rows], x_hat[s.name][rows]
-        if s.kind == "embedding":
-            report[f"{s.name}_cosine_loss"] = cosine_loss(truth, pred)
-        elif s.kind == "multilabel":
-            report.update({f"{s.name}_{k}": v for k, v in multilabel_scores(truth, pred, threshold).items()})
-        else:
-            report[f"{s.name}_accuracy"] = float(np.mean(truth.argmax(1) == pred.argmax(1)))
-    return report
-
-
-def multilabel_scores(truth: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Micro-F1 over all (row, label) pairs and exact-match accuracy of ``probs >= threshold``
-    against 0/1 ``truth``."""
-    t, p = np.asarray(truth) >= 0.5, np.asarray(probs) >= threshold
-    tp = np.sum(t & p)
-    denom = np.sum(t) + np.sum(p)
-    return {"micro_f1": float(2 * tp / denom) if denom else 1.0, "exact_match": float(np.mean((t == p).all(1)))}
-
-
 def _hidden_block(sizes: Sequence[int]) -> nn.Sequential:
     """:func:`mlp` whose output is itself a hidden layer (LayerNorm, GELU), for a network that
     feeds another one rather than producing the final output."""
@@ -284,86 +254,52 @@ class FusionDecoder(nn.Module):
         return torch.cat([dec(h) for dec in self.signal_decoders] + [h.new_ones(len(h), self.n_flags)], 1)
 
 
-class FusionQuantizer(VQVAE):
+class FusionQuantizer(LatentQuantizer):
     """One SID over several signals (module docstring: layout, losses, masking).
 
     ``dim`` must equal ``sum(d_k) + len(signals)``. ``signals`` is a list of
     ``{"name", "dim", "kind": "embedding"|"multilabel"|"categorical", "weight": 1.0}``.
     ``quantizer``/``bits``/``quantizer_params`` pick the quantizer on the fused latent exactly as in
     the VQ-VAE (default DPCA, the paper's choice); ``hidden`` and ``latent_dim`` shape ``f`` and
-    ``r``, ``signal_hidden`` the width of each ``e_k`` output and of ``r``'s output. The other
-    keyword arguments are the VQ-VAE's (``warmup_epochs``, ``seed``, ``device``, training settings)
-    except ``recon``: the loss of each signal follows its kind.
+    ``r``, ``signal_hidden`` the width of each ``e_k`` output and of ``r``'s output. ``warmup_epochs``
+    and ``training`` are as for the VQ-VAE; there is no ``recon``: the loss of each signal follows its kind.
     """
 
     name = "fusion"
 
     def __init__(
         self, dim: int, bits: float = 24, *, signals: Sequence[Mapping[str, Any]], quantizer: str = "dpca",
-        quantizer_params: dict[str, Any] | None = None, latent_dim: int = 64, hidden: Sequence[int] = (512,),
-        signal_hidden: int = 256, **kwargs: Any,
+        quantizer_params: Mapping[str, Any] | None = None, latent_dim: int = 64, hidden: Sequence[int] = (512,),
+        signal_hidden: int = 256, warmup_epochs: int = 5, seed: int = 0, device: str | None = "auto",
+        encode_batch_size: int = 65536, **training: Any,
     ):
         layout = FusionLayout(signals)
         if dim != layout.dim:
             dims = " + ".join(str(s.dim) for s in layout.signals)
             raise InvalidInputError(f"fusion dim {dim} does not match the signals: "
                                     f"{dims} + {len(layout.signals)} flags = {layout.dim}")
-        if quantizer in (VQVAE.name, self.name):
-            raise InvalidInputError(f"the fusion quantizer already is a VQ-VAE: its quantizer cannot be {quantizer!r}")
-        if "recon" in kwargs:
-            raise InvalidInputError("fusion: 'recon' does not apply, each signal's loss follows its kind")
         if signal_hidden < 1:
             raise InvalidInputError(f"signal_hidden must be >= 1, got {signal_hidden}")
-        # recon="mse" makes train()'s reconstruction term exactly zero: see _fit.
-        super().__init__(dim, quantizer, bits, quantizer_params, latent_dim=latent_dim, hidden=hidden,
-                         recon="mse", **kwargs)
+        check_sizes(latent_dim, hidden, warmup_epochs)
+        with seeded(int(seed)):
+            encoder = FusionEncoder(layout, int(signal_hidden), list(hidden), int(latent_dim))
+            decoder = FusionDecoder(layout, int(signal_hidden), list(hidden), int(latent_dim))
+            inner = inner_quantizer(self.name, quantizer, latent_dim, bits, quantizer_params, seed=seed, device=device)
+        super().__init__(dim, encoder=encoder, decoder=decoder, inner=inner, objective=layout.loss,
+                         warmup_epochs=warmup_epochs, seed=seed, device=device, encode_batch_size=encode_batch_size,
+                         **training)
         self.layout = layout
-        # The VQ-VAE built plain MLPs over the whole row; the fusion networks take their place.
-        with seeded(self.seed):
-            self.encoder = FusionEncoder(layout, int(signal_hidden), list(hidden), int(latent_dim))
-            self.decoder = FusionDecoder(layout, int(signal_hidden), list(hidden), int(latent_dim))
-        del self.config["recon"]
-        self.config.update(signals=layout.specs(), signal_hidden=int(signal_hidden))
 
-    # ------------------------------------------------------------ inference
+    def activate(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw decoder outputs to the fused layout (:meth:`FusionLayout.activate`)."""
+        return self.layout.activate(raw)
+
     def encode(self, X: Any) -> np.ndarray:
         return super().encode(self.layout.check(X))
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.layout.activate(super()._decode(codes))
-
-    def quantize(self, z: torch.Tensor) -> QuantizeOutput:
-        """Straight-through pass on fused rows ``z``; ``z_q`` is the reconstruction in the output layout."""
-        out = super().quantize(z)
-        return replace(out, z_q=self.layout.activate(out.z_q))
-
-    # ------------------------------------------------------------- training
     def fit_stream(self, batches: BatchStream) -> "FusionQuantizer":
         super().fit_stream(lambda: (self.layout.check(b, name="batch") for b in batches()))
         return self
 
-    def training_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw decoder outputs (label logits, for stable cross-entropies) and the quantizer's loss."""
-        out = super().quantize(x)
-        return out.z_q, out.loss
 
-    def objective(self, x: torch.Tensor) -> torch.Tensor:
-        """The training loss on fused rows ``x`` (differentiable): weighted per-signal losses through
-        the quantized path plus the quantizer's own terms."""
-        raw, extra = self.training_forward(x)
-        return self.layout.loss(raw, x) + extra
-
-    def _fit(self, forward: Forward, parameters: Iterable[nn.Parameter], batches: BatchStream,
-             **kwargs: Any) -> list[float]:
-        """Every VQ-VAE phase (warm-up, quantized training, decoder fine-tuning), scored by the
-        per-signal objective. ``train`` adds ``recon(x_hat, x)``; handing it ``x`` itself as
-        ``x_hat`` with ``recon="mse"`` makes that term exactly zero, so the objective is all there is."""
-        def scored(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            raw, extra = forward(x)
-            return x, self.layout.loss(raw, x) + extra
-
-        return super()._fit(scored, parameters, batches, **kwargs)
-
-
-__all__ = ["KINDS", "FusionLayout", "FusionQuantizer", "Signal", "fusion_input", "multilabel_scores",
-           "signal_report", "split_output"]
+__all__ = ["SIGNAL_KINDS", "FusionLayout", "FusionQuantizer", "Signal", "fusion_input", "split_output"]

@@ -1,20 +1,24 @@
 """Plain k-means: one code position of cardinality ``k``.
 
 The baseline every Semantic ID scheme is compared with, and the source of the SIDE paper's top-k
-cluster-id feature (:meth:`KMeans.topk`). It is exactly a one-level residual k-means, so it reuses
-:class:`~sidlib.quantizers.rq_kmeans.RQKMeans` (same EM statistics, init and empty-cluster remedy).
+cluster-id feature (:meth:`KMeans.topk`). It is a one-level residual EM quantizer
+(:class:`~sidlib.quantizers.residual_em.ResidualEMQuantizer`: init, layout, decoding) whose E- and
+M-steps are the :mod:`~sidlib.quantizers.kmeans_ops` ones residual k-means uses too, so the two fit
+a level identically.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from sidlib.errors import InvalidInputError
-from sidlib.quantizers.kmeans_ops import nearest
-from sidlib.quantizers.rq_kmeans import RQKMeans
+from sidlib.quantizers.kmeans_ops import (
+    MIN_CLUSTER_SHARE, assignment_statistics, beam_assign, beam_search, cluster_sums, lloyd_update, nearest,
+)
+from sidlib.quantizers.residual_em import ResidualEMQuantizer
 from sidlib.validation import as_float_matrix, as_tensor
 
 #: Largest bit budget turned into ``k = 2 ** bits`` automatically; beyond it k-means++ and the
@@ -22,14 +26,15 @@ from sidlib.validation import as_float_matrix, as_tensor
 MAX_DEFAULT_BITS = 16
 
 
-class KMeans(RQKMeans):
+class KMeans(ResidualEMQuantizer):
     """k-means with ``k`` clusters (``k`` defaults to ``2 ** bits`` for ``bits <= 16``).
 
     Args:
         dim: embedding dimension.
         bits: code budget, used only when ``k`` is not given.
         k: number of clusters.
-        max_iter, tol, seed, device, encode_batch_size: as for :class:`RQKMeans`.
+        max_iter, tol, seed, device, encode_batch_size: as for
+            :class:`~sidlib.quantizers.rq_kmeans.RQKMeans` (and its default ``min_cluster_share``).
     """
 
     name = "kmeans"
@@ -43,16 +48,29 @@ class KMeans(RQKMeans):
                     f"(k defaults to 2**bits only for 0 < bits <= {MAX_DEFAULT_BITS})"
                 )
             k = int(round(2 ** bits))
-        super().__init__(dim, bits=bits, levels=1, codebook_size=k, beam_size=1, max_iter=max_iter, tol=tol,
+        super().__init__(dim, bits=bits, levels=1, codebook_size=k, max_iter=max_iter, tol=tol,
                          seed=seed, device=device, encode_batch_size=encode_batch_size)
-        self.config = {
-            "dim": self.dim, "bits": bits, "k": self.codebook_size, "max_iter": self.max_iter, "tol": self.tol,
-            "seed": self.seed, "device": device, "encode_batch_size": self.encode_batch_size,
-        }
 
     @property
     def k(self) -> int:
         return self.codebook_size
+
+    def _encode_levels(self, x: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return beam_search(x, self.codebooks[:n_levels])
+
+    def _chunk_statistics(self, level: int, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """Nearest centre of each row (:func:`kmeans_ops.beam_assign` on the one codebook) and the
+        per-cluster sums of the rows."""
+        _, dist, ids = beam_assign(x, self.codebooks)
+        counts, sums = cluster_sums(ids, x, self.codebook_size)
+        return assignment_statistics(counts, sums, dist, ids, self.codebook_size)
+
+    @torch.no_grad()
+    def apply_statistics(self, level: int, stats: Mapping[str, np.ndarray]) -> float:
+        """Lloyd M-step (:func:`kmeans_ops.lloyd_update`)."""
+        self._start_m_step(level)
+        reseeded = lloyd_update(self.codebooks[level], stats, self._sample, MIN_CLUSTER_SHARE)
+        return self._objective_change(float(stats["sse"]), reseeded)
 
     def topk(self, X: Any, k: int) -> np.ndarray:
         """Ids int64 ``[n, k]`` of the ``k`` nearest clusters of each row, nearest first (column 0 is

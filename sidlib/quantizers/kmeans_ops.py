@@ -1,4 +1,5 @@
-"""Vectorised k-means building blocks shared by ``kmeans``, ``rq_kmeans`` and ``rq_gmm``.
+"""Vectorised k-means building blocks shared by ``kmeans``, ``rq_kmeans`` and ``rq_gmm``: distances,
+seeding, assignment statistics, the Lloyd M-step with its dead-cluster remedies, and beam search.
 
 Everything here works on float32 torch tensors of one device and never loops over rows in Python:
 distances use the matmul form ``||x||^2 - 2 x c^T + ||c||^2`` (one GEMM instead of an
@@ -11,8 +12,9 @@ and GPU and reproducible from the quantizer's seed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -21,6 +23,9 @@ import torch
 #: distance blocks and float64 accumulation blocks (beam expansions use smaller blocks, see
 #: :func:`beam_paths`).
 MAX_BLOCK_ELEMENTS = 1 << 24
+#: Default share of an average cluster's rows below which a k-means cluster counts as dead (see
+#: :func:`lloyd_update`).
+MIN_CLUSTER_SHARE = 0.25
 
 
 def row_blocks(n: int, width: int) -> Iterator[slice]:
@@ -146,6 +151,37 @@ def path_cluster_sums(x: torch.Tensor, codebooks: torch.Tensor, paths: torch.Ten
         pairs = torch.bincount(labels * k + paths[:, :, level].reshape(-1), minlength=k * k).view(k, k)
         sums -= pairs.double() @ codebooks[level].double()
     return counts.cpu().numpy(), sums.cpu().numpy()
+
+
+def assignment_statistics(counts: np.ndarray, sums: np.ndarray, dist: torch.Tensor, ids: torch.Tensor,
+                          k: int) -> dict[str, np.ndarray]:
+    """The additive k-means E-step statistics of one assignment: ``count`` ``[k]`` and ``sum``
+    ``[k, dim]`` (as :func:`cluster_sums` gives them), ``cluster_sse`` ``[k]`` (the squared distances
+    ``dist`` of the rows assigned ``ids``, per cluster, float64) and ``sse`` (their total, the objective)."""
+    cluster_sse = torch.bincount(ids, weights=dist.double(), minlength=k)
+    return {"count": counts, "sum": sums, "cluster_sse": cluster_sse.cpu().numpy(),
+            "sse": np.asarray(cluster_sse.sum().item())}
+
+
+def lloyd_update(centers: torch.Tensor, stats: Mapping[str, np.ndarray], sample: torch.Tensor,
+                 min_cluster_share: float) -> bool:
+    """Lloyd M-step of one codebook ``centers`` ``[k, dim]``, in place, from summed
+    :func:`assignment_statistics`: each centre moves to the mean of its rows; dead ones (empty, or
+    below ``min_cluster_share`` of the average cluster size) are re-seeded by bisecting big clusters
+    (:func:`split_clusters`, on the rows of ``sample``), and empty ones left over (nothing to split)
+    at the worst-served sample rows (:func:`reseed_empty`). Returns whether any centre was re-seeded."""
+    dev = centers.device
+    counts = torch.as_tensor(stats["count"], device=dev)
+    sums = torch.as_tensor(stats["sum"], device=dev)
+    filled = counts > 0
+    centers[filled] = (sums[filled] / counts[filled].unsqueeze(1)).float()
+    min_size = max(1.0, math.floor(min_cluster_share * float(counts.sum()) / centers.shape[0]))
+    dead = counts < min_size
+    split = split_clusters(centers, dead, counts, torch.as_tensor(stats["cluster_sse"], device=dev), sample, min_size)
+    empty = ~filled
+    empty[[cid for cid, _ in split]] = False
+    moved = reseed_empty(centers, empty, sample) if bool(empty.any()) else []
+    return bool(split or moved)
 
 
 def reseed_empty(centers: torch.Tensor, empty: torch.Tensor, sample: torch.Tensor) -> list[int]:

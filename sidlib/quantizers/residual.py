@@ -37,7 +37,7 @@ def prefix_loss(z: torch.Tensor, codewords: torch.Tensor, beta: float) -> torch.
 
 class ResidualQuantizer(NeuralQuantizer):
     """A neural quantizer whose ``levels`` levels of ``codes_per_level`` positions each are encoded
-    greedily on the residual. Subclasses set both attributes and make :meth:`_decode` accept any
+    greedily on the residual. Subclasses set both attributes and make :meth:`decode_tensor` accept any
     whole-level prefix of the codes (``m * codes_per_level`` columns)."""
 
     levels: int
@@ -57,7 +57,7 @@ class ResidualQuantizer(NeuralQuantizer):
 
 class PrefixView(Quantizer):
     """A fitted quantizer restricted to its first ``n_codes`` positions (shares, never copies, the
-    parent's state). ``parent._decode`` must accept that many columns. It is for evaluation and
+    parent's state). ``parent.decode_tensor`` must accept that many columns. It is for evaluation and
     serving of coarse SIDs; fit and save the parent instead."""
 
     name = "prefix"
@@ -86,11 +86,11 @@ class PrefixView(Quantizer):
         self.parent.train(mode)
         return self
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.parent._encode(x)[:, : self._n_codes]
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        return self.parent.encode_tensor(x)[:, : self._n_codes]
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.parent._decode(codes)
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.parent.decode_tensor(codes)
 
     def fit_stream(self, batches: BatchStream) -> "PrefixView":
         raise InvalidInputError("a prefix view cannot be fitted: fit the full quantizer")

@@ -17,7 +17,7 @@ import torch
 
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.kmeans_ops import row_blocks, split_clusters
-from sidlib.quantizers.rq_kmeans import ResidualEMQuantizer
+from sidlib.quantizers.residual_em import ResidualEMQuantizer
 
 #: A component whose total responsibility is below one row's worth is dead: its mean and variance
 #: cannot be estimated, so it is re-seeded like an empty k-means cluster (``min_component_share``
@@ -91,7 +91,6 @@ class RQGMM(ResidualEMQuantizer):
             raise InvalidInputError(f"min_component_share must be in [0, 1), got {min_component_share}")
         self.var_floor = float(var_floor)
         self.min_component_share = float(min_component_share)
-        self.config.update(var_floor=self.var_floor, min_component_share=self.min_component_share)
         shape = (self.levels, self.codebook_size)
         self.register_buffer("variances", torch.ones(shape + (self.dim,)))
         self.register_buffer("log_weights", torch.full(shape, -math.log(self.codebook_size)))

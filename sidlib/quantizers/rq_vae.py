@@ -88,9 +88,6 @@ class RQVAE(ResidualQuantizer):
         self.refine_iterations, self.min_cluster_share = int(refine_iterations), float(min_cluster_share)
         self.codebooks = nn.Parameter(torch.zeros(self.levels, self.codebook_size, dim))
         self._dead_codes: DeadCodes | None = None
-        self.config.update(bits=bits, codebook_size=self.codebook_size, levels=self.levels, beta=self.beta,
-                           quantizer_dropout=self.quantizer_dropout, dead_code_window=self.dead_code_window,
-                           refine_iterations=self.refine_iterations, min_cluster_share=self.min_cluster_share)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -109,10 +106,10 @@ class RQVAE(ResidualQuantizer):
             yield codes, codeword
             residual = residual - codeword.detach()
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([codes for codes, _ in self._levels(x)], 1)
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         return sum(self.codebooks[level][codes[:, level]] for level in range(codes.shape[1]))
 
     def quantize(self, z: torch.Tensor) -> QuantizeOutput:
@@ -147,7 +144,7 @@ class RQVAE(ResidualQuantizer):
     def refine(self, batches: BatchStream) -> bool:
         """Greedy residual k-means over the whole stream, level by level, started from the trained
         codebooks (up to ``refine_iterations`` Lloyd steps each, tiny clusters split); the codebooks
-        take the result. Greedy like :meth:`_encode`, so the refined levels serve what encoding sees."""
+        take the result. Greedy like :meth:`encode_tensor`, so the refined levels serve what encoding sees."""
         if not self.refine_iterations:
             return False
         kmeans = RQKMeans(self.dim, levels=self.levels, codebook_size=self.codebook_size, beam_size=1,

@@ -67,8 +67,6 @@ class StructuredQuantizer(ResidualQuantizer):
         for g, cols in enumerate(self._group_slices):
             mask[g, cols] = 1
         self.register_buffer("_group_mask", mask, persistent=False)
-        self.config.update(bits=bits, lines=self.lines, points=self.points, levels=self.levels,
-                           groups=self.groups, beta=self.beta)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -136,10 +134,10 @@ class StructuredQuantizer(ResidualQuantizer):
         return torch.cat(codes, 1), coefs
 
     # ---------------------------------------------------------- encode/decode
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return self._greedy(x, [self._rows(level) for level in range(self.levels)])[0]
 
-    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         n_levels = codes.shape[1] // self.groups
         level_codes = codes.reshape(len(codes), n_levels, self.groups)
         line = level_codes // self.points if self.lines > 1 else None
@@ -196,4 +194,3 @@ class DPCA(StructuredQuantizer):
         if levels is None:
             levels = scalar.ternary_digits(bits) // groups
         super().__init__(dim, bits, lines=1, points=3, levels=levels, groups=groups, **kwargs)
-        del self.config["lines"], self.config["points"]

@@ -1,7 +1,10 @@
 """The one mini-batch gradient loop behind every neural quantizer and the VQ-VAE.
 
-Loss = reconstruction (``1 - cos`` by default, or squared distance) + the quantizer's own terms from
-:class:`~sidlib.quantizers.base.QuantizeOutput` (commitment and codebook). Adam, epochs over a
+:func:`train` minimises ``objective(output, x) + extra`` over mini-batches ``x``, where a
+:data:`Forward` gives the model's ``output`` and its own loss terms ``extra`` (a quantizer's
+commitment and codebook terms from :class:`~sidlib.quantizers.base.QuantizeOutput`), and the
+:data:`Objective` scores the output against the input: a :class:`Reconstruction` loss for the
+quantizers of an embedding, the per-signal losses for the fusion model. Adam, epochs over a
 :data:`~sidlib.quantizers.base.BatchStream` re-chunked into mini-batches, a seeded generator for
 every random draw so a fit is reproducible on CPU, progress on :mod:`logging`, and an optional stop
 once the epoch loss stops improving.
@@ -24,8 +27,10 @@ from sidlib.validation import as_float_matrix
 
 log = logging.getLogger(__name__)
 
-#: ``x -> (reconstruction of x, extra loss)``: what one training step differentiates.
+#: ``x -> (output, extra loss)``: one differentiable pass of a model over a mini-batch.
 Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: ``(output, x) -> loss``: how a model's output on rows ``x`` is scored (a scalar to minimise).
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 RECON_LOSSES = ("cosine", "mse")
 
@@ -35,7 +40,7 @@ INIT_SAMPLE_ROWS = 16384
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Knobs of :func:`train`, recorded in each quantizer's config.
+    """Knobs of :func:`train` (what a quantizer's ``**training`` keyword arguments set).
 
     ``patience`` stops training after that many consecutive epochs that each moved the loss by less
     than ``min_improvement`` (relative) from the epoch before (see :func:`plateaued`); 0 always runs
@@ -45,14 +50,11 @@ class TrainSettings:
     epochs: int = 20
     lr: float = 2e-3
     batch_size: int = 256
-    recon: str = "cosine"
     patience: int = 3
     min_improvement: float = 1e-3
     log_every: int = 5
 
     def __post_init__(self) -> None:
-        if self.recon not in RECON_LOSSES:
-            raise InvalidInputError(f"recon must be one of {RECON_LOSSES}, got {self.recon!r}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0:
             raise InvalidInputError(
                 f"need epochs >= 0, batch_size >= 1, lr > 0, patience >= 0; got {asdict(self)}"
@@ -65,6 +67,21 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torc
     if kind == "cosine":
         return (1 - nn.functional.cosine_similarity(x_hat, x, dim=1)).mean()
     return (x_hat - x).pow(2).sum(1).mean()
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """The :data:`Objective` of a model that reproduces its input: :func:`reconstruction_loss` of
+    kind ``kind`` (``cosine`` or ``mse``, a quantizer's ``recon`` argument)."""
+
+    kind: str = "cosine"
+
+    def __post_init__(self) -> None:
+        if self.kind not in RECON_LOSSES:
+            raise InvalidInputError(f"recon must be one of {RECON_LOSSES}, got {self.kind!r}")
+
+    def __call__(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return reconstruction_loss(x_hat, x, self.kind)
 
 
 @contextmanager
@@ -89,6 +106,7 @@ def minibatches(
 
 def train(
     forward: Forward,
+    objective: Objective,
     parameters: Iterable[nn.Parameter],
     batches: BatchStream,
     settings: TrainSettings,
@@ -99,7 +117,7 @@ def train(
     after_step: Callable[[], None] | None = None,
     label: str = "train",
 ) -> list[float]:
-    """Run Adam on ``recon(forward(x)[0], x) + forward(x)[1]``; returns the mean loss of each epoch.
+    """Run Adam on :func:`step_loss` (``objective(output, x) + extra``); returns the mean loss of each epoch.
 
     ``after_step`` runs after every optimizer step, outside autograd (e.g. dead-code reset).
     """
@@ -110,8 +128,7 @@ def train(
     for epoch in range(settings.epochs):
         total, rows = torch.zeros((), device=device), 0
         for x in minibatches(batches, settings.batch_size, dim, device, generator):
-            x_hat, extra = forward(x)
-            loss = reconstruction_loss(x_hat, x, settings.recon) + extra
+            loss = step_loss(forward, objective, x)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -132,6 +149,12 @@ def train(
     return history
 
 
+def step_loss(forward: Forward, objective: Objective, x: torch.Tensor) -> torch.Tensor:
+    """The loss of one training step on rows ``x``: the objective of the output plus the model's own terms."""
+    output, extra = forward(x)
+    return objective(output, x) + extra
+
+
 def plateaued(history: list[float], min_improvement: float) -> bool:
     """Whether the last epoch moved the loss by less than ``min_improvement`` (relative) from the one
     before: the loss has flattened. A rising loss is not a plateau: quantized training often climbs
@@ -147,37 +170,36 @@ class NeuralQuantizer(Quantizer):
     """A quantizer fit by :func:`train` after a data-driven initialisation.
 
     Subclasses implement :meth:`init_from_sample` (codebooks from a sample, so training does not
-    start from noise) and :meth:`quantize`; they may hook :meth:`after_train_step`. Keyword arguments
-    ``training`` are the :class:`TrainSettings` fields; ``self.config`` starts with them and the
-    base arguments, and each subclass adds its own.
+    start from noise) and :meth:`quantize`; they may hook :meth:`after_train_step`. ``recon`` picks
+    the :class:`Reconstruction` objective the quantizer is trained on; keyword arguments
+    ``training`` are the :class:`TrainSettings` fields.
     """
 
     def __init__(
-        self, dim: int, *, seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536, **training: Any
+        self, dim: int, *, recon: str = "cosine", seed: int = 0, device: str | None = "auto",
+        encode_batch_size: int = 65536, **training: Any,
     ):
         super().__init__(dim, seed=seed, device=device, encode_batch_size=encode_batch_size)
         try:
             self.settings = TrainSettings(**training)
         except TypeError as exc:
             raise InvalidInputError(f"{type(self).__name__}: {exc}") from None
+        #: How :func:`train` scores this model's output on a mini-batch.
+        self.objective: Objective = Reconstruction(recon)
         #: CPU generator for every random draw of a fit (shuffles, sampling, dropout), reseeded per fit.
         self.generator = torch.Generator().manual_seed(self.seed)
         #: Mean training loss of each epoch of the last fit.
         self.history: list[float] = []
-        self.config = {
-            "dim": self.dim, "seed": self.seed, "device": device, "encode_batch_size": self.encode_batch_size,
-            **asdict(self.settings),
-        }
 
     def fit_stream(self, batches: BatchStream) -> "NeuralQuantizer":
         self.to_preferred_device().train()
         self.prepare_training(self.sample_rows(batches))
         self.history = train(
-            self.training_forward, self.parameters(), batches, self.settings, dim=self.dim,
+            self.training_forward, self.objective, self.parameters(), batches, self.settings, dim=self.dim,
             device=self.torch_device, generator=self.generator, after_step=self.after_train_step, label=self.name,
         )
         self.refine(batches)
-        self._mark_fitted()
+        self.finish_fit()
         return self
 
     def sample_rows(self, batches: BatchStream) -> torch.Tensor:
@@ -205,5 +227,11 @@ class NeuralQuantizer(Quantizer):
         return False
 
     def training_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The :data:`Forward` of the training phase: the output :attr:`objective` scores and the
+        quantizer's own loss terms."""
         out = self.quantize(x)
         return out.z_q, out.loss
+
+    def training_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The (differentiable) loss a training step minimises on rows ``x``."""
+        return step_loss(self.training_forward, self.objective, x)

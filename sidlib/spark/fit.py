@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from sidlib.artifacts import quantizer_from_bytes, quantizer_to_bytes
 from sidlib.errors import ConfigError, SidlibError
-from sidlib.quantizers import EMQuantizer, Quantizer, build, quantizer_class
+from sidlib.quantizers import EMQuantizer, Quantizer, QuantizerSpec
 from sidlib.quantizers.base import add_statistics
+from sidlib.quantizers.serialize import from_bytes, to_bytes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,7 +61,7 @@ def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.R
         from sidlib.spark.arrow_lists import arrow_matrix
 
         set_worker_threads()
-        quantizer = quantizer_from_bytes(payload).to_preferred_device()
+        quantizer = from_bytes(payload).to_preferred_device()
         assert isinstance(quantizer, EMQuantizer)
         parts, first_id = [], None
         for batch in batches:
@@ -124,7 +124,7 @@ def fit_em_in_process(quantizer: EMQuantizer, rows: np.ndarray, sample: np.ndarr
 
 
 def _executor_statistics(data: "DataFrame", quantizer: EMQuantizer, level: int) -> dict[str, np.ndarray]:
-    rows = data.mapInArrow(partition_statistics(quantizer_to_bytes(quantizer), level), STATS_SCHEMA).collect()
+    rows = data.mapInArrow(partition_statistics(to_bytes(quantizer), level), STATS_SCHEMA).collect()
     by_part: dict[int, dict[str, np.ndarray]] = {}
     for row in rows:
         by_part.setdefault(int(row["part_key"]), {})[row["key"]] = _bytes_array(row["value"])
@@ -178,8 +178,9 @@ def ordered_rows(frame: "DataFrame", limit: int, salt: str) -> np.ndarray:
     return arrow_matrix(ordered.select("embedding").toArrow().column("embedding"))
 
 
-def train_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def train_in_task(spec: QuantizerSpec) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The ``applyInPandas`` function that trains one signal's quantizer from its sample rows."""
+    wire = spec.to_dict()  # what the closure ships to the tasks: plain values only
 
     def run(group: pd.DataFrame) -> pd.DataFrame:
         from sidlib.device import set_worker_threads
@@ -188,17 +189,19 @@ def train_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame
         set_worker_threads()
         start = time.perf_counter()
         group = group.sort_values("item_id", kind="stable")  # row order must not depend on the shuffle
-        quantizer = build_quantizer(spec, dim=len(group["embedding"].iloc[0])).to_preferred_device()
+        dim = len(group["embedding"].iloc[0])
+        quantizer = build_quantizer(QuantizerSpec.from_dict(wire), dim).to_preferred_device()
         quantizer.fit(to_matrix(group["embedding"]))
-        return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [quantizer_to_bytes(quantizer.cpu())],
+        return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [to_bytes(quantizer.cpu())],
                              "rows": [len(group)], "seconds": [time.perf_counter() - start]})
 
     return run
 
 
-def evaluate_layout_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def evaluate_layout_in_task(spec: QuantizerSpec) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The ``applyInPandas`` function of one sweep grid point: fit on the sample's training rows with
-    the point's layout, score on its held-out rows."""
+    the point's layout (its parameters over ``spec.params``), score on its held-out rows."""
+    wire = spec.to_dict()
 
     def run(group: pd.DataFrame) -> pd.DataFrame:
         import json
@@ -216,7 +219,8 @@ def evaluate_layout_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd
                                "bits": float("nan"), "cosine_loss": float("nan"), "utilization_min": float("nan"),
                                "utilization_mean": float("nan"), "unique_sid_rate": float("nan"), "error": None}
         try:
-            quantizer = build_quantizer({**spec, "params": {**spec["params"], **params}}, dim=train.shape[1])
+            layout = QuantizerSpec.from_dict({**wire, "params": {**wire["params"], **params}})
+            quantizer = build_quantizer(layout, dim=train.shape[1])
             quantizer.to_preferred_device().fit(train)
             codes = quantizer.encode(held_out)
             usage = utilization(codes, quantizer.cardinalities)
@@ -231,35 +235,25 @@ def evaluate_layout_in_task(spec: dict[str, Any]) -> Callable[[pd.DataFrame], pd
     return run
 
 
-def train_neural_distributed(frame: "DataFrame", spec: dict[str, Any]) -> dict[str, tuple[Quantizer, int, float]]:
+def train_neural_distributed(frame: "DataFrame", spec: QuantizerSpec) -> dict[str, tuple[Quantizer, int, float]]:
     """Train one quantizer per signal of ``frame`` (``signal``, ``item_id``, ``embedding``) in parallel."""
     rows = frame.groupBy("signal").applyInPandas(train_in_task(spec), TRAINED_SCHEMA).collect()
-    return {r["signal"]: (quantizer_from_bytes(r["payload"]), int(r["rows"]), float(r["seconds"])) for r in rows}
+    return {r["signal"]: (from_bytes(r["payload"]), int(r["rows"]), float(r["seconds"])) for r in rows}
 
 
-def uses_vae(spec: dict[str, Any]) -> bool:
-    """Whether the spec runs inside the VQ-VAE: ``vae: null`` means the quantizer's own default."""
-    if spec.get("vae") is None:
-        return bool(getattr(quantizer_class(spec["name"]), "default_vae", False))
-    return bool(spec["vae"])
-
-
-def build_quantizer(spec: dict[str, Any], dim: int) -> Quantizer:
-    """Build from the fit config's quantizer spec (``name``, ``bits``, ``params``, ``vae``,
-    ``vae_params``, ``seed``, ``device``); seed and device apply to the VQ-VAE and the quantizer alike.
-    Parameters the constructors refuse (an unknown name, a negative size) and layouts whose packed SID
-    would not fit int64 are a :class:`ConfigError`: jobs build once on the driver before any training,
-    so a bad spec fails there as one line rather than inside a Spark task."""
+def build_quantizer(spec: QuantizerSpec, dim: int) -> Quantizer:
+    """``spec.build(dim)`` with a job's checks: parameters the constructors refuse (an unknown name, a
+    negative size) and layouts whose packed SID would not fit int64 are a :class:`ConfigError`. Jobs
+    build once on the driver before any training, so a bad spec fails there as one line rather than
+    inside a Spark task."""
     from sidlib.sid import hash_size
 
-    common = {"seed": spec["seed"], "device": spec["device"]}
-    vae: dict[str, Any] | bool = {**common, **spec.get("vae_params", {})} if uses_vae(spec) else False
     try:
-        quantizer = build(spec["name"], dim=dim, bits=spec["bits"], vae=vae, **common, **spec["params"])
+        quantizer = spec.build(dim)
     except SidlibError:
         raise
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"fit.params {spec['params']} / fit.vae_params {spec.get('vae_params', {})} do not "
-                          f"build a {spec['name']} quantizer on dim {dim}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"fit.params {spec.params} / VQ-VAE parameters {spec.vae} do not build a {spec.name} "
+                          f"quantizer on dim {dim}: {str(exc).splitlines()[0]}") from None
     hash_size(quantizer.cardinalities)
     return quantizer
