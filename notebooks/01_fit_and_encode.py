@@ -9,11 +9,17 @@
 
 import json
 
-from sidlib.jobs import encode_items, fit_quantizer, inspect_tables
+from sidlib.artifacts import ArtifactStore
+from sidlib.jobs import inspect_tables
 from sidlib.notebook import open_pipeline
 from sidlib.spark import pointer
+from sidlib.spark.tables import sid_version_is
+from sidlib.steps.encode import encode_version
+from sidlib.steps.fit import fit_artifacts
+from sidlib.steps.switch import switch_pointer
 
 cfg, tables = open_pipeline()
+store = ArtifactStore(cfg.artifacts.root)
 print(json.dumps(inspect_tables.run(cfg, tables)["tables"], indent=2))
 
 # COMMAND ----------
@@ -22,10 +28,10 @@ print(json.dumps(inspect_tables.run(cfg, tables)["tables"], indent=2))
 
 # COMMAND ----------
 
-fitted = fit_quantizer.run(cfg, tables)
-for artifact in fitted["artifacts"]:
-    print(f"v{artifact['version']} {artifact['signal']}: held-out cosine loss {artifact['metrics']['cosine_loss']:.4f}, "
-          f"unique SIDs {artifact['metrics']['unique_sid_rate']:.3f}")
+fitted = fit_artifacts(tables, store, cfg.fit, cfg.data_quality)
+for artifact in fitted.artifacts:
+    print(f"v{artifact.version} {artifact.signal}: held-out cosine loss {artifact.metrics['cosine_loss']:.4f}, "
+          f"unique SIDs {artifact.metrics['unique_sid_rate']:.3f}")
 
 # COMMAND ----------
 
@@ -33,15 +39,14 @@ for artifact in fitted["artifacts"]:
 
 # COMMAND ----------
 
-for artifact in fitted["artifacts"]:
-    store_version = artifact["version"]
-    cfg.encode.signal, cfg.encode.sid_version = artifact["signal"], store_version
-    summary = encode_items.run(cfg, tables)
-    current = pointer.current(tables, artifact["signal"])
-    pointer.switch(tables, artifact["signal"], store_version, artifact["model_version"],
-                   expected=current.sid_version if current else None)
-    print(f"{artifact['signal']}: {summary['items_in_version']} items encoded with v{store_version}")
+for artifact in fitted.artifacts:
+    encoded = encode_version(tables, store, artifact.artifact, "full", quality=cfg.data_quality,
+                             lock_wait_s=cfg.encode.lock_wait_s)
+    current = pointer.current(tables, artifact.signal)
+    action = switch_pointer(tables, artifact.signal, artifact.version, artifact.model_version,
+                            expected=current.sid_version if current else None)
+    print(f"{artifact.signal}: {encoded.items_in_version} items encoded with v{artifact.version} ({action})")
 
 # COMMAND ----------
 
-tables.read("item_sids").frame.where(f"sid_version = {cfg.encode.sid_version}").show(5, truncate=False)
+tables.read("item_sids").frame.where(sid_version_is(fitted.artifacts[-1].version)).show(5, truncate=False)

@@ -10,12 +10,13 @@ import json
 import logging
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from sidlib.config import SidlibConfig, load_config
 from sidlib.errors import SidlibError
+from sidlib.results import plain
 
-JobFn = Callable[[SidlibConfig, Any], dict[str, Any]]
+JobFn = Callable[[SidlibConfig, Any], Mapping[str, Any]]
 
 EXIT_ERROR = 2
 
@@ -30,9 +31,11 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_with_session(job: JobFn, cfg: SidlibConfig) -> dict[str, Any]:
-    """Open the configured engine, run ``job(cfg, tables)``, and add the table versions it read and
-    its timings: ``job_seconds`` (the job alone) and ``seconds`` (engine start and stop included)."""
+def run_with_session(job: JobFn, cfg: SidlibConfig, *, name: str | None = None) -> dict[str, Any]:
+    """Open the configured engine, run ``job(cfg, tables)`` and return its summary as plain values:
+    the job's result (a :class:`~sidlib.results.Result`), with ``job`` (``name``, when given), the
+    table versions it read (``reads``) and its timings: ``job_seconds`` (the job alone) and
+    ``seconds`` (engine start and stop included). Jobs never set these keys themselves."""
     from sidlib.spark.session import open_session
     from sidlib.spark.tables import Tables
 
@@ -40,14 +43,15 @@ def run_with_session(job: JobFn, cfg: SidlibConfig) -> dict[str, Any]:
     with open_session(cfg.engine, cfg.tables) as spark:
         tables = Tables(spark, cfg.tables)
         job_start = time.perf_counter()
-        summary = job(cfg, tables)
+        result = plain(job(cfg, tables))
+        summary = {"job": name, **result} if name else dict(result)
         summary["job_seconds"] = round(time.perf_counter() - job_start, 2)
-        summary.setdefault("reads", [vars(r) for r in tables.reads])
+        summary["reads"] = [vars(r) for r in tables.reads]
     summary["seconds"] = round(time.perf_counter() - start, 2)
     return summary
 
 
-def main(job: JobFn, argv: Sequence[str] | None = None, *, description: str = "") -> int:
+def main(job: JobFn, argv: Sequence[str] | None = None, *, description: str = "", name: str | None = None) -> int:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--conf", help="YAML config file (default: built-in defaults)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -56,7 +60,7 @@ def main(job: JobFn, argv: Sequence[str] | None = None, *, description: str = ""
     configure_logging(args.verbose)
     try:
         cfg = load_config(args.conf, args.overrides)
-        summary = run_with_session(job, cfg)
+        summary = run_with_session(job, cfg, name=name)
     except SidlibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

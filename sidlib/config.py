@@ -139,8 +139,9 @@ class FitConfig:
     #: Run inside the shared VQ-VAE (``null`` = the quantizer's default) with these VQ-VAE parameters.
     vae: bool | None = None
     vae_params: dict[str, Any] = field(default_factory=dict)
-    #: Upstream embedding model version to train on; ``null`` = the newest logged for each signal.
-    model_version: str | None = None
+    #: Upstream embedding model version to train each signal on (``{text: all-MiniLM-L6-v2}``); a
+    #: signal not named trains on the newest model logged for it.
+    model_versions: dict[str, str] = field(default_factory=dict)
     #: For ``quantizer: fusion``: how each signal is reconstructed (``embedding``: cosine loss;
     #: ``multilabel``: BCE; ``categorical``: cross-entropy) and its loss weight (default 1).
     signal_kinds: dict[str, str] = field(default_factory=lambda: {"genres": "multilabel"})
@@ -210,6 +211,16 @@ class RollbackConfig:
     signal: str | None = None
     sid_version: int | None = None
     release: bool = False
+
+    def __post_init__(self) -> None:
+        if self.release and self.sid_version is not None:
+            raise ConfigError("rollback.release lifts the hold where the pointer is; it takes no rollback.sid_version")
+
+    def required_signal(self) -> str:
+        """``signal``, which only the rollback job needs (so it is checked when that job asks for it)."""
+        if self.signal is None:
+            raise ConfigError("rollback.signal is required: name the signal to roll back (e.g. rollback.signal=text)")
+        return self.signal
 
 
 @dataclass
@@ -285,6 +296,19 @@ class ExportConfig:
     #: Repartition to about this many rows per written task before writing (engines merge small input
     #: files into few read partitions, which would give huge row groups); ``null`` keeps the layout.
     rows_per_file: int | None = 50_000
+
+    def __post_init__(self) -> None:
+        v, t = float(self.valid_fraction), float(self.test_fraction)
+        if not (0.0 <= v < 1.0 and 0.0 <= t < 1.0 and v + t < 1.0):
+            raise ConfigError(f"export.valid_fraction ({v}) and export.test_fraction ({t}) must be in [0, 1) "
+                              f"and leave a non-empty train fraction")
+        if self.rows_per_file is not None and self.rows_per_file < 1:
+            raise ConfigError(f"export.rows_per_file must be >= 1 or null, got {self.rows_per_file}")
+
+    def quantile_levels(self) -> tuple[float | None, float | None]:
+        """The ts quantiles that start ``valid`` and ``test`` (``None``: that split is empty)."""
+        v, t = float(self.valid_fraction), float(self.test_fraction)
+        return (None if v == 0 else 1.0 - v - t), (None if t == 0 else 1.0 - t)
 
 
 @dataclass

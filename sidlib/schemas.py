@@ -24,7 +24,7 @@ def ddl(schema: dict[str, str]) -> str:
 
 #: One row per (item, signal, SID version). ``signal`` is the content signal the SID encodes (or
 #: ``fusion`` for one SID over several signals); one SID version's rows are replaced together
-#: (partitioned by ``sid_version`` on Parquet only, see ``sidlib.jobs.encode_items.sid_partitioning``).
+#: (partitioned by ``sid_version`` on Parquet only, see ``sidlib.steps.encode.sid_partitioning``).
 ITEM_SIDS = {
     "item_id": "bigint",
     "signal": "string",

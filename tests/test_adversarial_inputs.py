@@ -16,9 +16,10 @@ import pytest
 from sidlib import schemas
 from sidlib.artifacts import ArtifactStore
 from sidlib.errors import ConfigError
-from sidlib.jobs import encode_items, fit_quantizer, refresh, rollback
+from sidlib.jobs import encode_items, fit_quantizer, refresh
 from sidlib.spark import embeddings, pointer
 from sidlib.spark.tables import Tables
+from sidlib.steps import rollback
 
 TEXT_MODEL = "all-MiniLM-L6-v2"
 
@@ -107,9 +108,9 @@ def test_rollback_holds_is_idempotent_and_refresh_respects_the_hold(pipeline) ->
                                          embedding=lambda d: [np.roll(e, 1) for e in d["embedding"]])
     write_embeddings(tables, new_model)
     assert refresh.run(cfg, tables)["signals"][0]["sid_version"] == 2
-    first = rollback.rollback(cfg, tables, "text")
+    first = rollback.roll_back(tables, ArtifactStore(cfg.artifacts.root), "text")
     assert (first["action"], first["to_version"]) == ("rolled_back", 1)
-    again = rollback.rollback(cfg, tables, "text")
+    again = rollback.roll_back(tables, ArtifactStore(cfg.artifacts.root), "text")
     assert (again["action"], again["to_version"]) == ("already_held", 1)
     assert pointer.current(tables, "text") == pointer.Pointer("text", 1, 2, TEXT_MODEL, held=True)
     with pytest.raises(pointer.PointerConflict, match="held by a rollback"):  # a refresh that started before it

@@ -62,7 +62,7 @@ def test_fit_encode_and_sequences_on_classic_spark_parquet(tmp_path: Path) -> No
 
     # build_sequences on the same engine: one row per event, histories strictly before the impression
     built = run_with_session(build_sequences.run, cfg)
-    assert built["written"]["sequences"]["rows"] == built["read"]["events"]["rows"] > 0
+    assert built["written"]["sequences"]["rows"] == built["inputs"]["events"]["rows"] > 0
     seq = run_with_session(lambda c, tables: {"rows": tables.read("sequences").frame.toPandas()}, cfg)["rows"]
     for _, row in seq.head(200).iterrows():
         mask = np.asarray(row["hist_mask"], dtype=bool)

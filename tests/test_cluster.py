@@ -161,7 +161,7 @@ def test_every_job_on_the_cluster_and_sids_equal_the_embedded_engines(cluster: S
     assert (back["from_version"], back["to_version"]) == (5, first["text"]["sid_version"])
     assert (forward["from_version"], forward["to_version"]) == (first["text"]["sid_version"], 5)
     assert (on / "best.yaml").is_file()
-    assert built["sid_version"] == 5 and built["written"]["sequences"]["rows"] == built["read"]["events"]["rows"] > 1000
+    assert built["sid_version"] == 5 and built["written"]["sequences"]["rows"] == built["inputs"]["events"]["rows"] > 1000
     assert sum(s["rows"] for s in exported["splits"].values()) == built["written"]["sequences"]["rows"]
     assert evaluated and any(report.glob("*.md"))
 

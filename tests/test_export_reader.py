@@ -13,7 +13,7 @@ import torch
 from deltalake import DeltaTable
 
 from sidlib import schemas
-from sidlib.config import EngineConfig, SidlibConfig, TablesConfig
+from sidlib.config import ExportConfig, EngineConfig, SidlibConfig, TablesConfig
 from sidlib.errors import ConfigError
 from sidlib.jobs import build_sequences, export_training_data, train_preview
 from sidlib.reader import dataloader_from_config, make_dataloader, snapshot_files
@@ -51,7 +51,7 @@ def test_split_is_time_ordered_and_complete(exported) -> None:  # type: ignore[n
     counts = table["split"].value_counts().to_dict()
     assert set(counts) == set(schemas.SPLITS)
     assert {s: summary["splits"][s]["rows"] for s in schemas.SPLITS} == counts
-    assert summary["written"]["ranker_training"]["rows"] == len(table) == summary["read"]["sequences"]["rows"]
+    assert summary["written"]["ranker_training"]["rows"] == len(table) == summary["inputs"]["sequences"]["rows"]
     ts = {s: table.loc[table["split"] == s, "ts"] for s in schemas.SPLITS}
     assert ts["train"].max() < ts["valid"].min() <= ts["valid"].max() < ts["test"].min()
     assert (ts["train"] < summary["boundaries"]["valid"]).all()
@@ -208,13 +208,9 @@ def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path) -> No
 
 
 def test_bad_split_config_is_a_clear_error(exported) -> None:  # type: ignore[no-untyped-def]
-    cfg, tables, _, _ = exported
-    cfg.export.valid_fraction = 0.95
-    try:
-        with pytest.raises(ConfigError, match="non-empty train fraction"):
-            export_training_data.run(cfg, tables)
-    finally:
-        cfg.export.valid_fraction = 0.1
+    _, tables, _, _ = exported
+    with pytest.raises(ConfigError, match="non-empty train fraction"):  # checked where the section is built
+        ExportConfig(valid_fraction=0.95)
     with pytest.raises(ConfigError, match="split must be one of"):
         make_dataloader(location(tables), split="dev")
 

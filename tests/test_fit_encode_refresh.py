@@ -166,22 +166,23 @@ def test_encode_errors_are_clear(pipeline) -> None:  # type: ignore[no-untyped-d
 
 def test_rollback_switches_back_and_refuses_missing_versions(pipeline) -> None:  # type: ignore[no-untyped-def]
     from sidlib.errors import SidlibError
-    from sidlib.jobs.rollback import rollback
+    from sidlib.steps.rollback import roll_back
 
     cfg, tables = pipeline
+    store = ArtifactStore(cfg.artifacts.root)
     with pytest.raises(SidlibError, match="no current SID version"):
-        rollback(cfg, tables, "text")
+        roll_back(tables, store, "text")
     refresh.run(cfg, tables)
     with pytest.raises(SidlibError, match="no previous SID version"):
-        rollback(cfg, tables, "text")
+        roll_back(tables, store, "text")
     refresh.run(dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, seed=1)), tables)  # same model: no refit
     assert pointer.current(tables, "text").sid_version == 1
     fit_quantizer.run(cfg, tables)  # v2 exists as an artifact but was never encoded
     with pytest.raises(SidlibError, match="item_sids has no rows for version 2"):
-        rollback(cfg, tables, "text", to_version=2)
+        roll_back(tables, store, "text", to_version=2)
     encode_items.run(dataclasses.replace(cfg, encode=dataclasses.replace(cfg.encode, sid_version=2)), tables)
     pointer.switch(tables, "text", 2, "all-MiniLM-L6-v2", expected=1)
-    result = rollback(cfg, tables, "text")
+    result = roll_back(tables, store, "text")
     assert result["from_version"] == 2 and result["to_version"] == 1 and result["items"] == 120
     assert pointer.current(tables, "text").sid_version == 1
 

@@ -13,7 +13,7 @@ import torch
 
 from sidlib.config import FitConfig
 from sidlib.errors import InvalidInputError
-from sidlib.jobs.fit_quantizer import quantizer_spec
+from sidlib.steps.fit import quantizer_spec
 from sidlib.quantizers import QuantizerSpec, build, load, registry
 from sidlib.quantizers.kmeans import KMeans
 from sidlib.quantizers.serialize import CONFIG_FILE, from_bytes, to_bytes

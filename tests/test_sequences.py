@@ -120,8 +120,8 @@ def test_summary_schema_and_sid_version_from_pointer(env, unchunked) -> None:  #
     summary, seq = unchunked
     tables.check_schema("sequences", schemas.SEQUENCES)
     assert summary["sid_version"] == 2 and summary["sid_version_source"] == "sid_pointer"
-    assert summary["read"]["events"] == {"version": 0, "rows": len(events)}
-    assert summary["read"]["item_sids"]["rows"] == has_sid(np.arange(1, 121)).sum()
+    assert summary["inputs"]["events"] == {"version": 0, "rows": len(events)}
+    assert summary["inputs"]["item_sids"]["rows"] == has_sid(np.arange(1, 121)).sum()
     assert summary["written"]["sequences"]["rows"] == len(seq) == len(events)
     assert summary["written"]["sequences"]["version"] == tables.version("sequences")
     assert (summary["n_codes"], summary["n_ngrams"]) == (3, 3)

@@ -23,7 +23,7 @@ def job_module(name: str) -> ModuleType:
 def run_job(name: str, argv: Sequence[str] | None = None) -> int:
     """Run job ``name`` as a command line (``--conf``, overrides); returns the exit status."""
     module = job_module(name)
-    return main(module.run, argv, description=module.__doc__ or "")
+    return main(module.run, argv, description=module.__doc__ or "", name=name)
 
 
 def run_script(path: str) -> int:

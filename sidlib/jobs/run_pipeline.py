@@ -10,6 +10,7 @@ from typing import Any
 
 from sidlib.config import SidlibConfig
 from sidlib.jobs.registry import PIPELINE
+from sidlib.results import plain
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,5 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     for name in PIPELINE:
         log.info("=== %s ===", name)
         start = time.perf_counter()
-        results[name] = job_module(name).run(cfg, tables)
-        results[name]["job_seconds"] = round(time.perf_counter() - start, 2)
-    return {"job": "run_pipeline", "steps": results}
+        results[name] = {**plain(job_module(name).run(cfg, tables)), "job_seconds": round(time.perf_counter() - start, 2)}
+    return {"steps": results}

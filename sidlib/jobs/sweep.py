@@ -8,18 +8,19 @@ import dataclasses
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from sidlib.config import SidlibConfig, to_dict
 from sidlib.errors import ConfigError
-from sidlib.jobs.fit_quantizer import quantizer_spec, split_expr
+from sidlib.results import Result
 from sidlib.spark.embeddings import read_signal
-from sidlib.spark.sampling import hash_fraction
-from sidlib.spark.fit import LAYOUT_SCHEMA, evaluate_layout_in_task
+from sidlib.spark.fit import evaluate_layouts
+from sidlib.spark.sampling import holdout_predicate
+from sidlib.steps.fit import quantizer_spec
 from sidlib.sweep import layout_grid
 
 log = logging.getLogger(__name__)
@@ -46,26 +47,29 @@ def checked_output(path: str) -> Path:
     return out
 
 
-def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
-    import pyspark.sql.functions as F
+@dataclass(frozen=True)
+class SweepResult(Result):
+    """The best layout, the config file written with it, and every grid point's score."""
 
+    best: dict[str, Any]
+    config: str
+    results: list[dict[str, Any]]
+
+
+def run(cfg: SidlibConfig, tables: Any) -> SweepResult:
     sweep = cfg.sweep
     out = checked_output(sweep.output)
     grid = list(sweep.grid) or layout_grid(sweep.quantizer, sweep.bits)[: sweep.max_points]
     if not grid:
         raise ConfigError(f"sweep grid is empty for {sweep.quantizer} at {sweep.bits} bits")
-    data = read_signal(tables, sweep.signal, model_version=cfg.fit.model_version, quality=cfg.data_quality, job="sweep")
-    sample = (data.frame.withColumn("holdout", F.expr(split_expr(cfg)))
-              .withColumn("_h", F.expr(hash_fraction("item_id", f"sweep-{cfg.fit.seed}")))
-              .orderBy("_h", "item_id").limit(sweep.sample_rows).drop("_h"))
-    points = tables.spark.createDataFrame(pd.DataFrame({
-        "grid_id": range(len(grid)), "params": [json.dumps(p, sort_keys=True) for p in grid]}))
+    data = read_signal(tables, sweep.signal, model_version=cfg.fit.model_versions.get(sweep.signal),
+                       quality=cfg.data_quality, job="sweep")
     spec = quantizer_spec(dataclasses.replace(cfg.fit, quantizer=sweep.quantizer, bits=sweep.bits))
     log.info("sweep %s at %s bits over %d layouts on %d sample rows", sweep.quantizer, sweep.bits, len(grid),
              min(sweep.sample_rows, data.rows))
-    results = (sample.crossJoin(points).groupBy("grid_id")
-               .applyInPandas(evaluate_layout_in_task(spec), LAYOUT_SCHEMA).toPandas()
-               .sort_values(["cosine_loss", "grid_id"]).reset_index(drop=True))
+    results = evaluate_layouts(tables.spark, data.frame, grid, spec,
+                               holdout=holdout_predicate(cfg.fit.seed, cfg.fit.holdout_fraction), seed=cfg.fit.seed,
+                               sample_rows=sweep.sample_rows)
     for row in results.itertuples():
         if row.error:
             log.warning("layout %s failed: %s", row.params, row.error)
@@ -83,4 +87,4 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     staged.write_text(f"{HEADER}: best {sweep.quantizer} layout for {sweep.bits} bits on "
                       f"{sweep.signal}\n" + yaml.safe_dump(to_dict(best_cfg), sort_keys=False))
     os.replace(staged, out)  # a reader sees the old file or the new one, never half of it
-    return {"job": "sweep", "best": best, "config": str(out), "results": results.to_dict(orient="records")}
+    return SweepResult(best=best, config=str(out), results=results.to_dict(orient="records"))

@@ -9,7 +9,7 @@ packing in numpy)."""
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from sidlib.spark.arrow_lists import list_column
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from pyspark.sql import DataFrame
 
 
 @lru_cache(maxsize=4)
@@ -69,3 +70,32 @@ def encode_batches(root: str, version: int, signal: str, dim: int, max_abs_value
                                    columns["ngrams"]], names=list(schemas.ITEM_SIDS))
 
     return run
+
+
+def write_version(tables: Any, frame: "DataFrame", *, root: str, version: int, signal: str, dim: int,
+                  max_abs_value: float, incremental: bool, partition_by: list[str]) -> tuple[int, int, int | None]:
+    """Encode ``frame`` (``item_id``, ``embedding``) with artifact ``version`` into ``item_sids``:
+    ``incremental`` encodes only items without a SID of that version (anti-join) and upserts them;
+    otherwise the version's rows are replaced atomically. Returns ``(items encoded, items in the
+    version, item_sids table version)``."""
+    from sidlib.spark.tables import sid_version_is
+
+    before = 0
+    if incremental and tables.exists("item_sids"):
+        existing = tables.read("item_sids").frame.where(sid_version_is(version)).select("item_id")
+        before = existing.count()
+        frame = frame.join(existing, "item_id", "left_anti")
+    encoded = frame.mapInArrow(encode_batches(root, version, signal, dim, max_abs_value), schemas.ddl(schemas.ITEM_SIDS))
+    if incremental:
+        written = tables.upsert(encoded, "item_sids", ["item_id", "sid_version"], partition_by=partition_by)
+    else:
+        written = tables.overwrite_partition(encoded, "item_sids", {"sid_version": version}, partition_by=partition_by)
+    total = tables.read_unpinned("item_sids").where(sid_version_is(version)).count()
+    return total - before, total, written
+
+
+def count_version(tables: Any, version: int) -> int:
+    """Rows of SID version ``version`` in ``item_sids`` (0 when the table does not exist yet)."""
+    from sidlib.spark.tables import sid_version_is
+
+    return tables.read_unpinned("item_sids").where(sid_version_is(version)).count() if tables.exists("item_sids") else 0

@@ -167,15 +167,59 @@ def collect_training_rows(frame: "DataFrame", sample_rows: int, salt: str) -> tu
     return matrix[by_id], matrix[by_hash]
 
 
-def ordered_rows(frame: "DataFrame", limit: int, salt: str) -> np.ndarray:
-    """Up to ``limit`` rows in a fixed pseudo-random order (hash of item_id), as a matrix."""
+def ordered_rows(frame: "DataFrame", limit: int, salt: str, *, where: str | None = None) -> np.ndarray:
+    """Up to ``limit`` rows (those matching the SQL predicate ``where``, if given) in a fixed
+    pseudo-random order (hash of item_id), as a matrix."""
     import pyspark.sql.functions as F
 
     from sidlib.spark.arrow_lists import arrow_matrix
     from sidlib.spark.sampling import hash_fraction
 
+    if where is not None:
+        frame = frame.where(where)
     ordered = frame.withColumn("_h", F.expr(hash_fraction("item_id", salt))).orderBy("_h", "item_id").limit(limit)
     return arrow_matrix(ordered.select("embedding").toArrow().column("embedding"))
+
+
+def fits_driver(rows: int, dim: int, budget_mb: int) -> bool:
+    """Whether an EM training set of ``rows`` x ``dim`` float32 fits ``fit.driver_fit_max_mb``."""
+    return rows * dim * 4 <= budget_mb << 20
+
+
+def fit_em(quantizer: EMQuantizer, frame: "DataFrame", *, holdout: str, sample_fraction: float | None,
+           sample_rows: int, seed: int, driver_fit_max_mb: int, stat_partitions: int) -> int:
+    """Fit ``quantizer`` on the rows of ``frame`` outside ``holdout`` (a ``sample_fraction`` of them by a
+    hash of item_id, if given): in process when they fit ``driver_fit_max_mb``, else distributed over
+    ``stat_partitions``. Returns the number of training rows."""
+    from sidlib.spark.sampling import hash_fraction
+
+    train = frame.where(f"NOT ({holdout})")
+    if sample_fraction is not None:
+        train = train.where(f"{hash_fraction('item_id', 'em-sample')} < {float(sample_fraction)}")
+    rows, salt, dim = train.count(), f"init-{seed}", quantizer.dim
+    if fits_driver(rows, dim, driver_fit_max_mb):
+        matrix, sample = collect_training_rows(train, sample_rows, salt)
+        fit_em_in_process(quantizer, matrix, sample)
+    else:
+        fit_em_distributed(quantizer, train, ordered_rows(train, sample_rows, salt), partitions=stat_partitions)
+    return rows
+
+
+def neural_training_sample(frames: dict[str, "DataFrame"], *, holdout: str, sample_rows: int,
+                           seed: int) -> "DataFrame":
+    """One frame of ``signal``, ``item_id``, ``embedding``: per signal, the first ``sample_rows``
+    training rows (outside ``holdout``) by a hash of item_id."""
+    import pyspark.sql.functions as F
+    from pyspark.sql import Window
+
+    from sidlib.spark.sampling import hash_fraction
+
+    parts = [frame.where(f"NOT ({holdout})").withColumn("signal", F.lit(s)) for s, frame in frames.items()]
+    union = parts[0]
+    for other in parts[1:]:
+        union = union.unionByName(other)
+    order = Window.partitionBy("signal").orderBy(F.expr(hash_fraction("item_id", f"sample-{seed}")), "item_id")
+    return union.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") <= sample_rows).drop("_rank")
 
 
 def train_in_task(spec: QuantizerSpec) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -233,6 +277,27 @@ def evaluate_layout_in_task(spec: QuantizerSpec) -> Callable[[pd.DataFrame], pd.
         return pd.DataFrame([row])
 
     return run
+
+
+def evaluate_layouts(spark: Any, frame: "DataFrame", grid: list[dict[str, Any]], spec: QuantizerSpec,
+                     *, holdout: str, seed: int, sample_rows: int) -> pd.DataFrame:
+    """Score every layout of ``grid`` (one Spark task each) on the first ``sample_rows`` rows of ``frame``
+    by a hash of item_id: fit on its rows outside ``holdout``, score on those inside. Rows of
+    :data:`LAYOUT_SCHEMA`, best (lowest held-out cosine loss) first."""
+    import json
+
+    import pyspark.sql.functions as F
+
+    from sidlib.spark.sampling import hash_fraction
+
+    sample = (frame.withColumn("holdout", F.expr(holdout))
+              .withColumn("_h", F.expr(hash_fraction("item_id", f"sweep-{seed}")))
+              .orderBy("_h", "item_id").limit(sample_rows).drop("_h"))
+    points = spark.createDataFrame(pd.DataFrame({
+        "grid_id": range(len(grid)), "params": [json.dumps(p, sort_keys=True) for p in grid]}))
+    return (sample.crossJoin(points).groupBy("grid_id")
+            .applyInPandas(evaluate_layout_in_task(spec), LAYOUT_SCHEMA).toPandas()
+            .sort_values(["cosine_loss", "grid_id"]).reset_index(drop=True))
 
 
 def train_neural_distributed(frame: "DataFrame", spec: QuantizerSpec) -> dict[str, tuple[Quantizer, int, float]]:

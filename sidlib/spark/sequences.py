@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from sidlib import schemas
+from sidlib.errors import TableError
 from sidlib.spark.arrow_lists import list_series
 
 if TYPE_CHECKING:
@@ -215,3 +216,48 @@ def sequence_rows(events: "DataFrame", sids: "DataFrame", *, signal: str, sid_ve
         history_fn(history_length, n_codes, n_ngrams), schemas.ddl(GROUP_OUTPUT))
     out = out.withColumn("signal", F.lit(signal)).withColumn("sid_version", F.lit(int(sid_version)).cast("bigint"))
     return out.select(*schemas.SEQUENCES)
+
+
+def signal_sids(sids: "DataFrame", signal: str, version: int | None = None) -> "DataFrame":
+    """The ``item_sids`` rows of ``signal`` (of SID version ``version`` only, when given)."""
+    from sidlib.spark.tables import sid_version_is, sql_literal
+
+    rows = sids.where(f"signal = {sql_literal(signal)}")
+    return rows if version is None else rows.where(sid_version_is(version))
+
+
+def newest_sid_version(sids: "DataFrame") -> int | None:
+    """The highest ``sid_version`` in ``sids`` (``None``: no rows)."""
+    row = sids.agg({"sid_version": "max"}).collect()[0]
+    return None if row[0] is None else int(row[0])
+
+
+def count_rows(events: Any) -> tuple[int, int]:
+    """``(rows, rows with a null in any events column)`` in one pass."""
+    from pyspark.sql import functions as F
+
+    any_null = F.greatest(*[F.col(c).isNull().cast("int") for c in schemas.EVENTS])
+    row = events.agg(F.count(F.lit(1)).alias("rows"), F.sum(any_null).alias("nulls")).collect()[0]
+    return int(row["rows"]), int(row["nulls"] or 0)
+
+
+def item_sid_layout(sids: Any, signal: str, version: int) -> dict[str, int]:
+    """Row count, codes and n-gram widths of one version; refuses ragged or duplicated rows."""
+    from pyspark.sql import functions as F
+
+    row = sids.agg(
+        F.count(F.lit(1)).alias("rows"), F.countDistinct("item_id").alias("items"),
+        F.min(F.size("codes")).alias("codes_min"), F.max(F.size("codes")).alias("codes_max"),
+        F.min(F.size("ngrams")).alias("ngrams_min"), F.max(F.size("ngrams")).alias("ngrams_max"),
+    ).collect()[0]
+    where = f"item_sids (signal {signal!r}, sid_version {version})"
+    if not row["rows"]:
+        raise TableError(f"{where} has no rows: encode that version first or pick another sequences.sid_version")
+    if row["rows"] != row["items"]:
+        raise TableError(f"{where} has {row['rows']} rows for {row['items']} items: duplicate item_id")
+    if row["codes_min"] != row["codes_max"] or row["codes_min"] < 1:
+        raise TableError(f"{where}: codes must all have the same length >= 1, "
+                         f"got {row['codes_min']}..{row['codes_max']}")
+    if row["ngrams_min"] != row["ngrams_max"]:
+        raise TableError(f"{where}: ngrams must all have the same length, got {row['ngrams_min']}..{row['ngrams_max']}")
+    return {"items": int(row["items"]), "n_codes": int(row["codes_min"]), "n_ngrams": int(max(row["ngrams_min"], 0))}

@@ -31,7 +31,7 @@ def when_told(cfg, tables):  # type: ignore[no-untyped-def]
 
 
 try:
-    print(json.dumps(run_with_session(when_told, load_config(None, overrides)), default=str))
+    print(json.dumps(run_with_session(when_told, load_config(None, overrides), name=job), default=str))
 except SidlibError as exc:
     print(f"error: {exc}", file=sys.stderr)
     sys.exit(2)
