@@ -134,16 +134,16 @@ def test_every_job_on_the_cluster_and_sids_equal_the_embedded_engines(cluster: S
     report = on / "report"
     fits = []
     for quantizer, version in (("rq_kmeans", 1), ("dpca", 2)):  # EM (in the driver) and neural (in a task)
-        fits += [("fit", [f"fit.quantizer={quantizer}", "fit.signals=[text]"]),
-                 ("encode", [f"encode.sid_version={version}", "encode.mode=full"])]
+        fits += [("fit_quantizer", [f"fit.quantizer={quantizer}", "fit.signals=[text]"]),
+                 ("encode_items", [f"encode.sid_version={version}", "encode.mode=full"])]
     chain = [
-        ("inspect", []), *fits, ("encode", ["encode.sid_version=1", "encode.mode=incremental"]),
+        ("inspect_tables", []), *fits, ("encode_items", ["encode.sid_version=1", "encode.mode=incremental"]),
         ("refresh", []), ("refresh", []),  # no pointer: fit + encode + switch both signals; then incremental
-        ("ingest", ["ingest.text_model_version=minilm-v2"]), ("refresh", []),  # new upstream model: text v5
+        ("ingest_demo_data", ["ingest.text_model_version=minilm-v2"]), ("refresh", []),  # new upstream model: text v5
         ("rollback", ["rollback.signal=text"]), ("rollback", ["rollback.signal=text", "rollback.sid_version=5"]),
         ("sweep", ["sweep.quantizer=dpca", "sweep.bits=12", "sweep.max_points=2", f"sweep.output={on / 'best.yaml'}"]),
-        ("sequences", ["sequences.history_length=10"]), ("export", []),
-        ("evaluate", ["evaluate.variants=[id,side]", "evaluate.seeds=[0]", "evaluate.epochs=1", "evaluate.max_steps=3",
+        ("build_sequences", ["sequences.history_length=10"]), ("export_training_data", []),
+        ("evaluate_ranker", ["evaluate.variants=[id,side]", "evaluate.seeds=[0]", "evaluate.epochs=1", "evaluate.max_steps=3",
                       "evaluate.recall_queries=50", f"evaluate.report_dir={report}"]),
     ]
     (inspected, fit1, enc1, fit2, enc2, incremental, first, again, _, second, back, forward, _, built, exported,
@@ -166,7 +166,7 @@ def test_every_job_on_the_cluster_and_sids_equal_the_embedded_engines(cluster: S
     assert evaluated and any(report.glob("*.md"))
 
     # the same rows and seed on the embedded engine: byte-identical SIDs, EM and neural
-    embedded(local, [("ingest", []), *fits])
+    embedded(local, [("ingest_demo_data", []), *fits])
     for version in (1, 2):
         assert_same_sids(sids_of(on, version), sids_of(local, version))
 
@@ -238,7 +238,7 @@ def test_killing_a_worker_mid_encode_loses_and_duplicates_nothing(tmp_path: Path
             content / f"part-{i:05d}.parquet")
     with StandaloneCluster(tmp_path / "cluster", workers=2) as cl:
         overrides = ["fit.signals=[text]", "fit.bits=12", "fit.holdout_fraction=0.01"]
-        on_cluster(cl, tmp_path, [("fit", overrides)])
+        on_cluster(cl, tmp_path, [("fit_quantizer", overrides)])
         ui_port = free_port()
         proc = cl.start_submit(REPO_ROOT / "jobs" / "encode_items.py",
                                ["--conf", DEMO_CONF, "engine.name=active", *common(tmp_path, "parquet"),
