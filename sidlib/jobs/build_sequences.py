@@ -71,10 +71,10 @@ def run(cfg: SidlibConfig, tables: Any) -> SequencesResult:
     log.info("read item_sids version %s: signal %s, sid_version %d (%s), %d items, %d codes, %d ngrams",
              sids_read, sc.signal, version, source, layout["items"], layout["n_codes"], layout["n_ngrams"])
 
-    out = sequence_rows(events, sids, signal=sc.signal,
-                          sid_version=version, n_codes=layout["n_codes"], n_ngrams=layout["n_ngrams"],
-                          history_length=sc.history_length, max_events_per_task=sc.max_events_per_task,
-                          total_rows=events_rows, rows_per_file=sc.rows_per_file)
+    out = sequence_rows(events, sids, signal=sc.signal, sid_version=version, n_codes=layout["n_codes"],
+                        n_ngrams=layout["n_ngrams"], history_length=sc.history_length,
+                        max_events_per_task=sc.max_events_per_task, total_rows=events_rows,
+                        rows_per_file=sc.rows_per_file)
     t0 = time.perf_counter()
     written_version = tables.write(out, "sequences")
     write_seconds = time.perf_counter() - t0

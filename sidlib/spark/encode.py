@@ -90,7 +90,7 @@ def write_version(tables: Any, frame: "DataFrame", *, root: str, version: int, s
         written = tables.upsert(encoded, "item_sids", ["item_id", "sid_version"], partition_by=partition_by)
     else:
         written = tables.overwrite_partition(encoded, "item_sids", {"sid_version": version}, partition_by=partition_by)
-    total = tables.read_unpinned("item_sids").where(sid_version_is(version)).count()
+    total = count_version(tables, version)
     return total - before, total, written
 
 

@@ -198,8 +198,8 @@ def num_buckets(total_rows: int, max_events_per_task: int) -> int:
 
 
 def sequence_rows(events: "DataFrame", sids: "DataFrame", *, signal: str, sid_version: int, n_codes: int,
-                    n_ngrams: int, history_length: int, max_events_per_task: int, total_rows: int,
-                    rows_per_file: int = 50_000) -> "DataFrame":
+                  n_ngrams: int, history_length: int, max_events_per_task: int, total_rows: int,
+                  rows_per_file: int = 50_000) -> "DataFrame":
     """The ``sequences`` rows (schema :data:`sidlib.schemas.SEQUENCES`) as a lazy DataFrame;
     ``total_rows`` (the events' row count) sizes the buckets and output partitions."""
     from pyspark.sql import functions as F
@@ -232,7 +232,7 @@ def newest_sid_version(sids: "DataFrame") -> int | None:
     return None if row[0] is None else int(row[0])
 
 
-def count_rows(events: Any) -> tuple[int, int]:
+def count_rows(events: "DataFrame") -> tuple[int, int]:
     """``(rows, rows with a null in any events column)`` in one pass."""
     from pyspark.sql import functions as F
 
@@ -241,7 +241,7 @@ def count_rows(events: Any) -> tuple[int, int]:
     return int(row["rows"]), int(row["nulls"] or 0)
 
 
-def item_sid_layout(sids: Any, signal: str, version: int) -> dict[str, int]:
+def item_sid_layout(sids: "DataFrame", signal: str, version: int) -> dict[str, int]:
     """Row count, codes and n-gram widths of one version; refuses ragged or duplicated rows."""
     from pyspark.sql import functions as F
 

@@ -53,16 +53,17 @@ def quantizer_spec(fit: FitConfig) -> QuantizerSpec:
     return dataclasses.replace(spec, vae=dict(fit.vae_params) if spec.uses_vae else False)
 
 
-def read_inputs(tables: Any, fit: FitConfig, quality: DataQualityConfig, signals: Sequence[str],
-                model_versions: Mapping[str, str], source_version: int) -> tuple[dict[str, SignalData], dict[str, Any]]:
-    """The rows each quantizer trains on: one entry per signal, or one ``fusion`` entry whose rows hold
-    all signals (then also the fusion layout parameters the quantizer needs)."""
+def read_inputs(tables: Any, fit: FitConfig, quality: DataQualityConfig,
+                source_version: int | None) -> tuple[dict[str, SignalData], dict[str, Any]]:
+    """The rows each quantizer trains on (``fit.signals``, each from its ``fit.model_versions`` entry):
+    one entry per signal, or one ``fusion`` entry whose rows hold all signals (then also the fusion
+    layout parameters the quantizer needs)."""
     job = "fit_quantizer"
     if fit.quantizer != FUSION_SIGNAL:
-        return {s: read_signal(tables, s, model_version=model_versions.get(s), quality=quality, job=job,
-                               source_version=source_version) for s in signals}, {}
-    fused, dims = read_fused(tables, list(signals), quality=quality, job=job, model_versions=dict(model_versions) or None,
-                             source_version=source_version)
+        return {s: read_signal(tables, s, model_version=fit.model_versions.get(s), quality=quality, job=job,
+                               source_version=source_version) for s in fit.signals}, {}
+    fused, dims = read_fused(tables, list(fit.signals), quality=quality, job=job,
+                             model_versions=dict(fit.model_versions) or None, source_version=source_version)
     layout = [{"name": s, "dim": d, "kind": fit.signal_kinds.get(s, "embedding"),
                "weight": fit.signal_weights.get(s, 1.0)} for s, d in dims.items()]
     return {FUSION_SIGNAL: fused}, {"signals": layout}
@@ -79,11 +80,11 @@ def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: Da
     manifest's metrics, then fits: EM quantizers distributed over the executors (or in process when
     the set fits ``fit.driver_fit_max_mb``), neural ones one Spark task per signal in parallel."""
     store.check_writable()
-    signals = list(fit.signals if signals is None else signals)
-    model_versions = dict(fit.model_versions if model_versions is None else model_versions)
     source_version = tables.version("content_embeddings") if source_version is None else source_version
-    fit = dataclasses.replace(fit, signals=signals, model_versions=model_versions)  # what the manifest records
-    data, layout = read_inputs(tables, fit, quality, signals, model_versions, source_version)
+    fit = dataclasses.replace(  # the fit as run: what read_inputs reads and the manifest records
+        fit, signals=list(fit.signals if signals is None else signals),
+        model_versions=dict(fit.model_versions if model_versions is None else model_versions))
+    data, layout = read_inputs(tables, fit, quality, source_version)
     spec = quantizer_spec(fit)
     spec = dataclasses.replace(spec, params={**spec.params, **layout})
     # a spec that cannot be built fails here, before any training; the EM fits below start from these

@@ -53,11 +53,12 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     version ``source_version``; ``fit`` is how a new version is fitted."""
     current = pointer.current(tables, signal)
     upstream = upstream_model_version(tables, signal, fit.signals, source_version)
-    trained_on = store.get(current.sid_version).model_version if current else None
+    current_artifact = store.get(current.sid_version) if current else None
+    trained_on = current_artifact.model_version if current_artifact else None
 
     def keep_current(action: Action, **details: Any) -> RefreshResult:
-        assert current is not None
-        encoded = encode_version(tables, store, store.get(current.sid_version), "incremental", quality=quality,
+        assert current is not None and current_artifact is not None
+        encoded = encode_version(tables, store, current_artifact, "incremental", quality=quality,
                                  lock_wait_s=lock_wait_s, source_version=source_version)
         return RefreshResult(signal=signal, action=action, sid_version=current.sid_version, model_version=upstream,
                              encode=encoded, **details)
