@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) jobs/run_pipeline.py --conf $(DEMO_CONF)
 
 # Classic-Spark tests run in their own process: a Spark Connect session in the same process makes
-# SparkSession.builder.master(...) fail (see DESIGN.md, engines).
+# SparkSession.builder.master(...) fail (docs/ARCHITECTURE.md, Engines).
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not classic_spark and not cluster" tests
 	$(PY) -m pytest -q -m classic_spark tests

@@ -31,6 +31,14 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def timed_summary(job: JobFn, cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
+    """``job(cfg, tables)``'s result as plain values, with the job's own time as ``job_seconds``."""
+    start = time.perf_counter()
+    summary = plain(job(cfg, tables))
+    summary["job_seconds"] = round(time.perf_counter() - start, 2)
+    return summary
+
+
 def run_with_session(job: JobFn, cfg: SidlibConfig, *, name: str | None = None) -> dict[str, Any]:
     """Open the configured engine, run ``job(cfg, tables)`` and return its summary as plain values:
     the job's result (a :class:`~sidlib.results.Result`), with ``job`` (``name``, when given), the
@@ -42,10 +50,8 @@ def run_with_session(job: JobFn, cfg: SidlibConfig, *, name: str | None = None) 
     start = time.perf_counter()
     with open_session(cfg.engine, cfg.tables) as spark:
         tables = Tables(spark, cfg.tables)
-        job_start = time.perf_counter()
-        result = plain(job(cfg, tables))
-        summary = {"job": name, **result} if name else dict(result)
-        summary["job_seconds"] = round(time.perf_counter() - job_start, 2)
+        result = timed_summary(job, cfg, tables)
+        summary = {"job": name, **result} if name else result
         summary["reads"] = [vars(r) for r in tables.reads]
     summary["seconds"] = round(time.perf_counter() - start, 2)
     return summary

@@ -14,12 +14,15 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
 from sidlib.errors import ConfigError
+from sidlib.schemas import SPLITS
+from sidlib.variants import parse_variants
 
 #: A packed SID is one int64 (``sidlib.sid.pack``): budgets beyond it cannot be encoded.
 MAX_BITS = 63
@@ -114,6 +117,11 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         check_at_least("ingest", self, {"max_items": 1, "embed_batch_size": 1})
+        if self.logged_at is not None:
+            try:
+                datetime.fromisoformat(self.logged_at)
+            except ValueError:
+                raise ConfigError(f"ingest.logged_at is not an ISO timestamp: {self.logged_at!r}") from None
 
 
 @dataclass
@@ -142,9 +150,9 @@ class FitConfig:
     #: Upstream embedding model version to train each signal on (``{text: all-MiniLM-L6-v2}``); a
     #: signal not named trains on the newest model logged for it.
     model_versions: dict[str, str] = field(default_factory=dict)
-    #: For ``quantizer: fusion``: how each signal is reconstructed (``embedding``: cosine loss;
-    #: ``multilabel``: BCE; ``categorical``: cross-entropy) and its loss weight (default 1).
-    signal_kinds: dict[str, str] = field(default_factory=lambda: {"genres": "multilabel"})
+    #: For ``quantizer: fusion``: how each signal is reconstructed (``embedding``, the default: cosine
+    #: loss; ``multilabel``: BCE; ``categorical``: cross-entropy) and its loss weight (default 1).
+    signal_kinds: dict[str, str] = field(default_factory=dict)
     signal_weights: dict[str, float] = field(default_factory=dict)
     sample_rows: int = 200_000
     em_sample_fraction: float | None = None
@@ -346,14 +354,40 @@ class EvaluateConfig:
     recall_queries: int = 1000
     #: Query movies of the qualitative neighbour table (exact title, else the first title containing
     #: it, case-insensitive); missing ones are skipped.
-    query_titles: list[str] = field(default_factory=lambda: ["Toy Story", "Godfather, The", "Alien",
-                                                               "Sense and Sensibility"])
+    query_titles: list[str] = field(default_factory=list)
     neighbours: int = 5
     confidence: float = 0.95
     report_dir: str = "data/reports/evaluation"
     #: torch intra-op threads while the job trains (restored afterwards; ``null`` = torch's default).
     #: These models are small: on 2 shared cores, 2 threads ran ~20x slower per step than 1.
     threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        try:
+            parse_variants(self.variants)
+        except ConfigError as exc:
+            raise ConfigError(f"evaluate.variants: {exc}") from None
+        if not self.seeds:
+            raise ConfigError("evaluate.seeds is empty")
+        for name in ("epochs", "batch_size", "eval_every", "embedding_dim", "heads", "hidden", "user_buckets",
+                     "item_buckets", "max_table_rows", "recall_queries", "neighbours"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"evaluate.{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ConfigError(f"evaluate.patience must be >= 0, got {self.patience}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"evaluate.learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("max_steps", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"evaluate.{name} must be >= 1 or null, got {getattr(self, name)}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"evaluate.confidence must be in (0, 1), got {self.confidence}")
+        if any(k < 1 for k in self.recall_k):
+            raise ConfigError(f"evaluate.recall_k must hold values >= 1, got {self.recall_k}")
+        unknown = sorted(set(self.max_rows) - set(SPLITS))
+        if unknown or any(v < 1 for v in self.max_rows.values()):
+            raise ConfigError(f"evaluate.max_rows maps splits ({', '.join(SPLITS)}) to row caps >= 1, "
+                              f"got {self.max_rows}")
 
 
 @dataclass

@@ -157,7 +157,7 @@ def _distances(queries: np.ndarray, items: np.ndarray, metric: Metric) -> np.nda
     return np.sum(queries**2, axis=1)[:, None] - 2.0 * (queries @ items.T) + np.sum(items**2, axis=1)[None, :]
 
 
-def _neighbours(points: np.ndarray, query_idx: np.ndarray, k: int, metric: Metric) -> np.ndarray:
+def nearest_neighbours(points: np.ndarray, query_idx: np.ndarray, k: int, metric: Metric) -> np.ndarray:
     """Top-``k`` neighbours of ``points[query_idx]`` among ``points``, the query itself excluded."""
     if metric == "cosine":
         points = _unit_rows(points)
@@ -205,8 +205,8 @@ def recall_at_k(
     if n_queries < 1:
         raise InvalidInputError(f"n_queries must be >= 1, got {n_queries}")
     queries = np.sort(np.random.default_rng(seed).choice(n, size=min(n_queries, n), replace=False))
-    truth = _neighbours(x, queries, ref_k, "cosine")
-    candidates = _neighbours(y, queries, ks[-1], metric)
+    truth = nearest_neighbours(x, queries, ref_k, "cosine")
+    candidates = nearest_neighbours(y, queries, ks[-1], metric)
     hit = (candidates[:, :, None] == truth[:, None, :]).any(axis=2)
     recall = np.cumsum(hit, axis=1).mean(axis=0) / ref_k
     return {k: float(recall[k - 1]) for k in ks}

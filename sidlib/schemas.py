@@ -16,6 +16,9 @@ CONTENT_EMBEDDINGS = {
 
 ITEMS = {"item_id": "bigint", "title": "string", "year": "int", "genres": "array<string>"}
 
+#: The tables the pipeline reads from upstream (the demo's ingest writes them), in that order.
+UPSTREAM = ("items", "events", "content_embeddings")
+
 
 def ddl(schema: dict[str, str]) -> str:
     """Spark DDL string (``"a bigint, b array<float>"``) for ``createDataFrame(..., schema=...)``."""

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from sidlib.config import EngineConfig, IngestConfig, SidlibConfig, TablesConfig
+from sidlib.config import EngineConfig, EvaluateConfig, FitConfig, IngestConfig, SidlibConfig, TablesConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Shared with `make demo`, so MiniLM embeddings are computed once per machine.
@@ -18,10 +18,15 @@ DEMO_ITEMS = 120
 
 
 def demo_config(root: Path, engine: str = "local", fmt: str = "delta", max_items: int = DEMO_ITEMS) -> SidlibConfig:
+    """Library defaults with the demo data's settings from ``conf/demo.yaml`` (how its signals are
+    reconstructed, the query titles) and a fixed ingest time."""
+    demo = load_config(REPO_ROOT / "conf" / "demo.yaml")
     return SidlibConfig(
         engine=EngineConfig(name=engine),  # type: ignore[arg-type]
         tables=TablesConfig(root=str(root), format=fmt),  # type: ignore[arg-type]
         ingest=IngestConfig(cache_dir=str(EMBEDDING_CACHE), max_items=max_items, logged_at="2026-01-01T00:00:00"),
+        fit=FitConfig(signal_kinds=demo.fit.signal_kinds),
+        evaluate=EvaluateConfig(query_titles=demo.evaluate.query_titles),
     )
 
 

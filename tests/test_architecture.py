@@ -4,6 +4,7 @@ checked on the source: every ``import`` statement, module level or inside a func
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,39 @@ def test_layer_imports_nothing_above_it(layer: str) -> None:
     offenders = [f"{relative(p)}: {name}" for p in files for name in imports(p)
                  if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[layer])]
     assert offenders == []
+
+
+#: DataFrame and session methods that build or run a Spark plan. Jobs and steps hand frames to
+#: sidlib.spark and may count one they read, nothing more.
+SPARK_PLAN_METHODS = {"agg", "applyInPandas", "collect", "createDataFrame", "crossJoin", "distinct", "dropDuplicates",
+                      "filter", "groupBy", "mapInArrow", "mapInPandas", "orderBy", "repartition", "select",
+                      "selectExpr", "sql", "toPandas", "unionByName", "where", "withColumn"}
+
+
+def plan_calls(path: Path) -> list[str]:
+    return [f"{relative(path)}:{node.lineno}: .{node.func.attr}()" for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in SPARK_PLAN_METHODS]
+
+
+@pytest.mark.parametrize("layer", ["sidlib/jobs", "sidlib/steps"])
+def test_jobs_and_steps_build_no_spark_plans(layer: str) -> None:
+    files = [p for p in modules() if relative(p).startswith(layer)]
+    assert files, layer
+    assert [call for p in files for call in plan_calls(p)] == []
+
+
+def test_every_job_returns_a_typed_result() -> None:
+    """Each job's ``run`` is annotated with a Result subclass: its summary has one schema, and the
+    runner (not the job) adds ``job``, ``reads`` and the timings."""
+    import importlib
+    import typing
+
+    from sidlib.jobs.registry import JOBS
+    from sidlib.results import Result
+
+    returns = {job: typing.get_type_hints(importlib.import_module(f"sidlib.jobs.{job}").run)["return"] for job in JOBS}
+    assert {job: t for job, t in returns.items() if not (isinstance(t, type) and issubclass(t, Result))} == {}
+    reserved = {"job", "reads", "job_seconds", "seconds"}
+    assert {job: sorted(reserved & {f.name for f in dataclasses.fields(t)}) for job, t in returns.items()
+            if reserved & {f.name for f in dataclasses.fields(t)}} == {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sidlib.config import load_config
+from sidlib.config import SidlibConfig, load_config
 from sidlib.errors import ConfigError
 
 from conftest import REPO_ROOT
@@ -35,6 +35,17 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
         (["nonsense"], "must look like section.key=value"),
         (["tables.target_file_mb=0"], "tables.target_file_mb must be at least 1, got 0"),
         (["engine.memory_pool_mb=0"], "engine.memory_pool_mb must be at least 1, got 0"),
+        (["ingest.logged_at=yesterday"], "ingest.logged_at is not an ISO timestamp: 'yesterday'"),
+        (["evaluate.variants=[side]"], "evaluate.variants: the variants must include the 'id' baseline"),
+        (["evaluate.variants=[id,side,side]"], "evaluate.variants: the variants name one twice"),
+        (["evaluate.variants=[id,emb]"], "evaluate.variants: ranker variant must be one of"),
+        (["evaluate.seeds=[]"], "evaluate.seeds is empty"),
+        (["evaluate.epochs=0"], "evaluate.epochs must be >= 1, got 0"),
+        (["evaluate.patience=-1"], "evaluate.patience must be >= 0"),
+        (["evaluate.learning_rate=0"], "evaluate.learning_rate must be > 0"),
+        (["evaluate.threads=0"], "evaluate.threads must be >= 1 or null"),
+        (["evaluate.confidence=1"], "evaluate.confidence must be in (0, 1)"),
+        (["evaluate.max_rows={tran: 5}"], "evaluate.max_rows maps splits (train, valid, test)"),
     ],
 )
 def test_bad_config_is_a_clear_error(overrides: list[str], message: str) -> None:
@@ -73,3 +84,12 @@ def test_cli_missing_table_one_line_nonzero_exit(tmp_path: Path) -> None:
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error_lines == [f"error: table 'items' not found at {tmp_path.resolve() / 'items'}"]
     assert "Traceback" not in result.stderr
+
+
+def test_demo_data_settings_live_in_the_demo_config() -> None:
+    """Library defaults know nothing of the demo data; conf/demo.yaml says how its genres signal is
+    reconstructed and which movies the evaluation report queries."""
+    defaults = SidlibConfig()
+    assert defaults.fit.signal_kinds == {} and defaults.evaluate.query_titles == []
+    demo = load_config(REPO_ROOT / "conf" / "demo.yaml")
+    assert demo.fit.signal_kinds == {"genres": "multilabel"} and "Toy Story" in demo.evaluate.query_titles

@@ -71,7 +71,7 @@ def test_split_is_time_ordered_and_complete(exported) -> None:  # type: ignore[n
 
 def test_train_preview_fits_a_few_batches_from_the_export(exported) -> None:  # type: ignore[no-untyped-def]
     """The demo's last step: Petastorm batches of the train split through a small torch model. Its
-    loss falls, and it raises no UserWarning (they are errors here)."""
+    loss falls, a second run gives the same losses, and it raises no UserWarning (they are errors here)."""
     import warnings
 
     cfg, tables, summary, _ = exported
@@ -82,6 +82,8 @@ def test_train_preview_fits_a_few_batches_from_the_export(exported) -> None:  # 
     assert 0 < report["rows"] <= summary["splits"]["train"]["rows"]
     assert np.isfinite([report["first_loss"], report["last_loss"]]).all()
     assert report["last_loss"] < report["first_loss"]
+    again = train_preview.run(cfg, tables)
+    assert (again.first_loss, again.last_loss) == (report.first_loss, report.last_loss)
 
 
 def test_reader_yields_typed_batches_and_every_row_once(exported) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ def test_ingest_tables_have_expected_schema_and_rows(demo_tables) -> None:  # ty
     cfg, tables, summary = demo_tables
     written = summary["written"]
     assert written["items"]["rows"] == DEMO_ITEMS
-    for table in inspect_tables.UPSTREAM:
+    for table in schemas.UPSTREAM:
         schema = schemas.by_table()[table]
         tables.check_schema(table)
         dt = DeltaTable(tables.location(table))

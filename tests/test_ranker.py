@@ -15,6 +15,7 @@ from sidlib.jobs import build_sequences, evaluate_ranker, export_training_data, 
 from sidlib.ranker import ItemEncoder, Ranker, Variant
 from sidlib.ranker.features import RawEmbeddings
 from sidlib.ranker.offline import cold_mask, ne_gain, roi, slice_masks, slice_ne, t_interval
+from sidlib.variants import parse_variants
 
 VARIANTS = ["id", "sid:2", "sid:3", "side", "raw"]
 
@@ -134,4 +135,4 @@ def test_variant_parsing() -> None:
     with pytest.raises(ConfigError, match="code positions"):
         ranker("sid:4", [4, 4, 4])
     with pytest.raises(ConfigError, match="baseline"):
-        evaluate_ranker.parse_variants(["side"])
+        parse_variants(["side"])

@@ -8,12 +8,13 @@ per item occurrence and the SIDE paper's RoI. It also measures the SID itself, i
 ranker: Recall@k of SIDE codes against raw-embedding kNN (paper Table 2 protocol) and, for a few
 query movies, their nearest titles by raw embedding vs by SIDE codes (paper Figure 4).
 The SID version and signal are those ``ranker_training`` was built with. Writes a Markdown report with
-plots under ``evaluate.report_dir`` and returns the same figures as a dict."""
+plots under ``evaluate.report_dir`` and returns the same figures (:class:`EvaluateResult`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,28 +22,19 @@ import torch
 
 from sidlib.artifacts import ArtifactStore
 from sidlib.config import EvaluateConfig, SidlibConfig
-from sidlib.errors import ConfigError, TableError
-from sidlib.metrics import _neighbours, recall_at_k
-from sidlib.ranker import ItemEncoder, Ranker, RankerSettings, Variant, fit, load_split, predict
+from sidlib.errors import TableError
+from sidlib.metrics import nearest_neighbours, recall_at_k
+from sidlib.ranker import ItemEncoder, Ranker, RankerSettings, fit, load_split, predict
 from sidlib.ranker.features import RawEmbeddings
 from sidlib.ranker.model import TASKS
 from sidlib.ranker.offline import SLICES, ne_gain, roi, slice_masks, slice_ne, t_interval
 from sidlib.ranker.report import write_report
+from sidlib.results import Result
 from sidlib.sid import side_codes
-from sidlib.spark.tables import equality_predicate, sql_literal
+from sidlib.spark.local_values import content_matrix, item_sids, item_titles
+from sidlib.variants import BASELINE, Variant, parse_variants
 
 log = logging.getLogger(__name__)
-
-BASELINE = "id"
-
-
-def parse_variants(names: list[str]) -> list[Variant]:
-    variants = [Variant.parse(v) for v in names]
-    if BASELINE not in [v.name for v in variants]:
-        raise ConfigError(f"evaluate.variants must include the {BASELINE!r} baseline, got {names}")
-    if len({v.name for v in variants}) != len(variants):
-        raise ConfigError(f"evaluate.variants has duplicates: {names}")
-    return variants
 
 
 def train_settings(ec: EvaluateConfig) -> RankerSettings:
@@ -57,23 +49,6 @@ def build_ranker(variant: Variant, ec: EvaluateConfig, cardinalities: list[int],
     items = ItemEncoder(variant, ec.embedding_dim, item_buckets=ec.item_buckets, cardinalities=cardinalities,
                         max_table_rows=ec.max_table_rows, raw=raw if variant.kind == "raw" else None)
     return Ranker(items, dim=ec.embedding_dim, heads=ec.heads, hidden=ec.hidden, user_buckets=ec.user_buckets)
-
-
-def content_matrix(tables: Any, signal: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(item_ids, embeddings)`` of the signal's rows of ``model_version`` (the newest per item)."""
-    rows = tables.read("content_embeddings").frame.where(
-        f"signal = {sql_literal(signal)} AND model_version = {sql_literal(model_version)}").selectExpr(
-        "item_id", "embedding", "logged_at").toPandas()
-    if rows.empty:
-        raise TableError(f"content_embeddings has no rows for {signal}@{model_version}")
-    rows = rows.sort_values(["item_id", "logged_at"]).drop_duplicates("item_id", keep="last")
-    return rows["item_id"].to_numpy(np.int64), np.stack(rows["embedding"].to_numpy()).astype(np.float32)
-
-
-def item_sids(tables: Any, signal: str, version: int) -> dict[int, int]:
-    rows = tables.read("item_sids").frame.where(
-        equality_predicate({"signal": signal, "sid_version": int(version)})).select("item_id", "sid").toPandas()
-    return dict(zip(rows["item_id"].astype(int), rows["sid"].astype(int)))
 
 
 def sid_quality(ec: EvaluateConfig, ids: np.ndarray, matrix: np.ndarray, sids: dict[int, int],
@@ -95,7 +70,7 @@ def sid_quality(ec: EvaluateConfig, ids: np.ndarray, matrix: np.ndarray, sids: d
             log.warning("query title %r not found among items with a SID", wanted)
             continue
         q = np.array([position[int(match)]])
-        by = {name: [titles.get(int(ids[j]), str(ids[j])) for j in _neighbours(points, q, ec.neighbours, metric)[0]]
+        by = {name: [titles.get(int(ids[j]), str(ids[j])) for j in nearest_neighbours(points, q, ec.neighbours, metric)[0]]
               for name, points, metric in (("raw", X, "cosine"), ("side", Y, "euclidean"))}
         queries.append({"query": titles.get(int(match), str(match)), **by})
     return {"n_items": int(len(ids)), "recall": recall, "chance": chance, "neighbours": queries}
@@ -123,26 +98,36 @@ def summarise(variants: list[Variant], ne: dict[str, list[dict[str, dict[str, fl
     return out
 
 
-def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
-    ec = cfg.evaluate
-    if not ec.seeds:
-        raise ConfigError("evaluate.seeds is empty")
-    if ec.threads is not None and ec.threads < 1:
-        raise ConfigError(f"evaluate.threads must be >= 1 or null, got {ec.threads}")
+@dataclass(frozen=True)
+class EvaluateResult(Result):
+    """What was evaluated (the ``ranker_training`` version, the SID, rows per split, the cold test
+    slice, the seeds), per variant its NE, gain over the baseline, cost and RoI, the SID's own
+    quality, and where the report was written."""
+
+    inputs: dict[str, dict[str, Any]]
+    sid: dict[str, Any]
+    rows: dict[str, int]
+    test_cold: dict[str, int]
+    seeds: list[int]
+    variants: dict[str, dict[str, Any]]
+    sid_quality: dict[str, Any]
+    report: dict[str, Any] | None = None
+
+
+def run(cfg: SidlibConfig, tables: Any) -> EvaluateResult:
     previous = torch.get_num_threads()
-    torch.set_num_threads(ec.threads or previous)
+    torch.set_num_threads(cfg.evaluate.threads or previous)
     try:
         return evaluate(cfg, tables)
     finally:  # a notebook or test process keeps its own setting
         torch.set_num_threads(previous)
 
 
-def evaluate(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
+def evaluate(cfg: SidlibConfig, tables: Any) -> EvaluateResult:
     """The job's work (:func:`run` sets the thread count around it)."""
     ec = cfg.evaluate
     variants = parse_variants(ec.variants)
     settings = train_settings(ec)
-    start = time.perf_counter()
 
     location, version = tables.location("ranker_training"), tables.version("ranker_training")
     data = {split: load_split(location, split, fmt=cfg.tables.format, version=version,
@@ -158,8 +143,7 @@ def evaluate(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
 
     ids, matrix = content_matrix(tables, artifact.signal, artifact.model_version)
     raw = RawEmbeddings(ids, matrix) if any(v.kind == "raw" for v in variants) else None
-    items = tables.read("items").frame.select("item_id", "title").toPandas()
-    titles = {int(k): str(v) for k, v in zip(items["item_id"], items["title"])}
+    titles = item_titles(tables)
 
     test = data["test"]
     masks = slice_masks(data["train"]["item_id"].numpy(), test["item_id"].numpy())
@@ -182,18 +166,15 @@ def evaluate(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
     table = summarise(variants, ne, ec.confidence, matrix.shape[1])
     for name, row in table.items():
         row.update(params=params[name], runs=runs[name])
-    summary: dict[str, Any] = {
-        "job": "evaluate_ranker",
-        "read": {"ranker_training": {"location": location, "version": version}},
-        "sid": {"version": artifact.version, "signal": artifact.signal, "cardinalities": cardinalities},
-        "rows": {s: int(len(d["item_id"])) for s, d in data.items()},
-        "test_cold": {"impressions": int(masks["cold"].sum()),
-                      "items": int(len(np.unique(test["item_id"].numpy()[masks["cold"]])))},
-        "seeds": list(ec.seeds),
-        "variants": table,
-        "sid_quality": sid_quality(ec, ids, matrix, item_sids(tables, artifact.signal, artifact.version),
-                                   cardinalities, titles),
-    }
-    summary["report"] = write_report(ec.report_dir, summary, ec.confidence)
-    summary["seconds"] = round(time.perf_counter() - start, 2)
-    return summary
+    result = EvaluateResult(
+        inputs={"ranker_training": {"location": location, "version": version}},
+        sid={"version": artifact.version, "signal": artifact.signal, "cardinalities": cardinalities},
+        rows={s: int(len(d["item_id"])) for s, d in data.items()},
+        test_cold={"impressions": int(masks["cold"].sum()),
+                   "items": int(len(np.unique(test["item_id"].numpy()[masks["cold"]])))},
+        seeds=list(ec.seeds),
+        variants=table,
+        sid_quality=sid_quality(ec, ids, matrix, item_sids(tables, artifact.signal, artifact.version),
+                                cardinalities, titles),
+    )
+    return dataclasses.replace(result, report=write_report(ec.report_dir, result, ec.confidence))

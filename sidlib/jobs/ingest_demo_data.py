@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,7 +22,8 @@ from sidlib import schemas
 from sidlib.config import SidlibConfig
 from sidlib.data import movielens, wikidata_movies
 from sidlib.data.embed import embed_texts
-from sidlib.errors import ConfigError
+from sidlib.results import Result
+from sidlib.spark.local_values import write_frame
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,9 @@ def credits_view(joined: pd.DataFrame) -> list[str]:
 
 
 def _logged_at(value: str | None) -> pd.Timestamp:
-    """UTC wall-clock timestamp without zone (Spark ``timestamp`` semantics); ``None`` = now."""
-    try:
-        ts = pd.Timestamp(value) if value else pd.Timestamp(datetime.now(timezone.utc))
-    except ValueError:
-        raise ConfigError(f"ingest.logged_at is not an ISO timestamp: {value!r}") from None
+    """UTC wall-clock timestamp without zone (Spark ``timestamp`` semantics); ``None`` = now. The
+    config checked ``value`` is ISO 8601."""
+    ts = pd.Timestamp(value) if value else pd.Timestamp(datetime.now(timezone.utc))
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
 
 
@@ -75,17 +75,22 @@ def build_frames(cfg: SidlibConfig) -> dict[str, pd.DataFrame]:
     }
 
 
-def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class IngestResult(Result):
+    """Per upstream table written: location, version, rows and write time."""
+
+    written: dict[str, dict[str, Any]]
+
+
+def run(cfg: SidlibConfig, tables: Any) -> IngestResult:
     start = time.perf_counter()
     frames = build_frames(cfg)
     log.info("built demo frames in %.1fs", time.perf_counter() - start)
     written = {}
-    for table, schema in (("items", schemas.ITEMS), ("events", schemas.EVENTS),
-                          ("content_embeddings", schemas.CONTENT_EMBEDDINGS)):
+    for table in schemas.UPSTREAM:
         t0 = time.perf_counter()
-        df = tables.spark.createDataFrame(frames[table], schema=schemas.ddl(schema))
-        version = tables.write(df, table, expected=schema)
+        version = write_frame(tables, frames[table], table)
         written[table] = {"location": tables.location(table), "version": version, "rows": len(frames[table]),
                           "seconds": round(time.perf_counter() - t0, 2)}
         log.info("wrote %s: %d rows, version %s", table, len(frames[table]), version)
-    return {"job": "ingest_demo_data", "written": written}
+    return IngestResult(written=written)

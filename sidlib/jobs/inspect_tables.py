@@ -5,18 +5,22 @@ a one-line error."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from sidlib import schemas
 from sidlib.config import SidlibConfig
+from sidlib.results import Result
+from sidlib.spark.local_values import signal_counts, table_counts
 
-UPSTREAM = ("items", "events", "content_embeddings")
+
+@dataclass(frozen=True)
+class InspectResult(Result):
+    """Per upstream table its rows and version read, with the ``content_embeddings`` rows per
+    ``signal@model_version`` under ``tables["signals"]``."""
+
+    tables: dict[str, Any]
 
 
-def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
-    report = {}
-    for table in UPSTREAM:
-        df, version = tables.read(table)
-        report[table] = {"rows": df.count(), "version": version}
-    signals = tables.read("content_embeddings").frame.groupBy("signal", "model_version").count().collect()
-    report["signals"] = {f"{r['signal']}@{r['model_version']}": r["count"] for r in sorted(signals, key=lambda r: r["signal"])}
-    return {"job": "inspect_tables", "tables": report}
+def run(cfg: SidlibConfig, tables: Any) -> InspectResult:
+    return InspectResult(tables={**table_counts(tables, schemas.UPSTREAM), "signals": signal_counts(tables)})

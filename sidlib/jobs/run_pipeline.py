@@ -5,22 +5,29 @@ and switches the pointer; ``train_preview`` feeds a few Petastorm batches to tor
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import dataclass
 from typing import Any
 
+from sidlib.cli import timed_summary
 from sidlib.config import SidlibConfig
 from sidlib.jobs.registry import PIPELINE
-from sidlib.results import plain
+from sidlib.results import Result
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PipelineResult(Result):
+    """Each job's summary (with its ``job_seconds``), by job name in the order they ran."""
+
+    steps: dict[str, dict[str, Any]]
+
+
+def run(cfg: SidlibConfig, tables: Any) -> PipelineResult:
     from sidlib.jobs.entry import job_module
 
-    results = {}
+    steps = {}
     for name in PIPELINE:
         log.info("=== %s ===", name)
-        start = time.perf_counter()
-        results[name] = {**plain(job_module(name).run(cfg, tables)), "job_seconds": round(time.perf_counter() - start, 2)}
-    return {"steps": results}
+        steps[name] = timed_summary(job_module(name).run, cfg, tables)
+    return PipelineResult(steps=steps)

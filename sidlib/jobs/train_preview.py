@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 
 from sidlib.config import SidlibConfig
 from sidlib.reader import dataloader_from_config
+from sidlib.results import Result
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +23,23 @@ STEPS = 20
 BATCH_SIZE = 512
 
 
-def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TrainPreviewResult(Result):
+    """The ``ranker_training`` version read, the batches and rows fed, the first and last batch loss
+    (BCE of click) and the reader's throughput."""
+
+    ranker_training_version: int | None
+    batches: int
+    rows: int
+    first_loss: float
+    last_loss: float
+    rows_per_s: float
+
+
+def run(cfg: SidlibConfig, tables: Any) -> TrainPreviewResult:
     torch.manual_seed(0)
-    loader = dataloader_from_config(cfg, split="train", batch_size=BATCH_SIZE,
+    # one reader thread: batches in stored order, so the losses reproduce from run to run
+    loader = dataloader_from_config(cfg, split="train", batch_size=BATCH_SIZE, workers_count=1,
                                     columns=("click", "target_codes", "hist_mask"))
     model: nn.Module | None = None
     optimizer: torch.optim.Optimizer | None = None
@@ -43,6 +59,6 @@ def run(cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
         if step + 1 == STEPS:
             break
     log.info("train preview: %d batches, %d rows, BCE %.4f -> %.4f", len(losses), rows, losses[0], losses[-1])
-    return {"job": "train_preview", "ranker_training_version": loader.dataset.version, "batches": len(losses),
-            "rows": rows, "first_loss": losses[0], "last_loss": losses[-1],
-            "rows_per_s": round(rows / (time.perf_counter() - start), 1)}
+    return TrainPreviewResult(ranker_training_version=loader.dataset.version, batches=len(losses), rows=rows,
+                              first_loss=losses[0], last_loss=losses[-1],
+                              rows_per_s=round(rows / (time.perf_counter() - start), 1))

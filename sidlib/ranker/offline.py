@@ -1,7 +1,7 @@
 """Offline evaluation arithmetic: warm/cold slices, NE per slice, NE gain with a t-interval over
 seeds, and return on investment (gain per byte of feature).
 
-Cold items matter because the pilot (DESIGN §4) saw SIDs help only there: an item is *cold* for a test
+Cold items are reported apart because that is where a SID can help most: an item is *cold* for a test
 impression when it never appears as a target in the train split, so its id embedding is untrained and
 anything the ranker knows about it comes through shared SID/content features.
 """

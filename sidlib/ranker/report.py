@@ -4,6 +4,7 @@ notebook or a code review without re-running anything."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ def _gain(g: dict[str, Any]) -> str:
     return f"{_num(g['mean'], 2)} ± {_num(g['ci'], 2)}"
 
 
-def variant_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
+def variant_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """One row per variant: NE (all), gain ± CI per task and slice, cost, RoI, parameters."""
     rows = []
     for name, v in summary["variants"].items():
@@ -38,7 +39,7 @@ def markdown_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r[c] for c in columns) + " |" for r in rows])
 
 
-def _plot_gains(summary: dict[str, Any], path: Path) -> None:
+def _plot_gains(summary: Mapping[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,7 +82,7 @@ def _plot_recall(quality: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def render(summary: dict[str, Any], confidence: float, plots: dict[str, str]) -> str:
+def render(summary: Mapping[str, Any], confidence: float, plots: dict[str, str]) -> str:
     """The report's Markdown body (no title): variant table, recall table, neighbour table; ``plots``
     maps ``gains``/``recall`` to the image links to embed (relative in the report, absolute elsewhere)."""
     quality, sid = summary["sid_quality"], summary["sid"]
@@ -104,7 +105,7 @@ def render(summary: dict[str, Any], confidence: float, plots: dict[str, str]) ->
     ])
 
 
-def write_report(report_dir: str | Path, summary: dict[str, Any], confidence: float) -> dict[str, Any]:
+def write_report(report_dir: str | Path, summary: Mapping[str, Any], confidence: float) -> dict[str, Any]:
     """Write ``report.md``, ``ne_gain.png`` and ``recall.png``; returns their paths."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)

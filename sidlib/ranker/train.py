@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sidlib.errors import ConfigError, TableError
+from sidlib.errors import InvalidInputError, TableError
 from sidlib.ranker.model import INPUT_COLUMNS, TASKS, Ranker
 from sidlib.reader import make_dataloader
 
@@ -40,9 +40,9 @@ class RankerSettings:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"evaluate.{name} must be >= 1, got {getattr(self, name)}")
+                raise InvalidInputError(f"RankerSettings.{name} must be >= 1, got {getattr(self, name)}")
         if self.patience < 0 or (self.max_steps is not None and self.max_steps < 1) or not self.learning_rate > 0:
-            raise ConfigError("evaluate.patience must be >= 0, max_steps >= 1 or null, learning_rate > 0")
+            raise InvalidInputError("RankerSettings needs patience >= 0, max_steps >= 1 or None, learning_rate > 0")
 
 
 def n_rows(data: Data) -> int:
@@ -58,7 +58,7 @@ def load_split(location: str, split: str, *, fmt: str = "delta", version: int | 
     """One split of ``ranker_training`` in memory, in time order; with ``max_rows`` only the
     ``latest`` (or ``earliest``) rows are kept, so a sub-sampled train split stays adjacent to test."""
     if keep not in ("latest", "earliest"):
-        raise ConfigError(f"keep must be 'latest' or 'earliest', got {keep!r}")
+        raise InvalidInputError(f"keep must be 'latest' or 'earliest', got {keep!r}")
     loader = make_dataloader(location, split=split, batch_size=batch_size, fmt=fmt, version=version, columns=COLUMNS)
     parts: dict[str, list[torch.Tensor]] = {c: [] for c in COLUMNS}
     for batch in loader:

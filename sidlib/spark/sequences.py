@@ -220,10 +220,10 @@ def sequence_rows(events: "DataFrame", sids: "DataFrame", *, signal: str, sid_ve
 
 def signal_sids(sids: "DataFrame", signal: str, version: int | None = None) -> "DataFrame":
     """The ``item_sids`` rows of ``signal`` (of SID version ``version`` only, when given)."""
-    from sidlib.spark.tables import sid_version_is, sql_literal
+    from sidlib.spark.tables import equality_predicate
 
-    rows = sids.where(f"signal = {sql_literal(signal)}")
-    return rows if version is None else rows.where(sid_version_is(version))
+    values = {"signal": signal} if version is None else {"signal": signal, "sid_version": int(version)}
+    return sids.where(equality_predicate(values))
 
 
 def newest_sid_version(sids: "DataFrame") -> int | None:

@@ -1,0 +1,64 @@
+"""Reads that hand a job small tables as plain Python or numpy values, and the reverse for demo data.
+
+Everything here runs on the driver: the inputs are one signal's embeddings, one SID version's codes,
+the titles or per-table counts, sizes a driver holds (a catalog of millions of items at 384 floats is
+a few GB). Each read goes through :meth:`~sidlib.spark.tables.Tables.read`, so it is pinned, recorded
+and schema-checked like any job input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sidlib import schemas
+from sidlib.errors import TableError
+from sidlib.spark.tables import Tables, equality_predicate
+
+
+def content_matrix(tables: Tables, signal: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(item_ids, embeddings)`` of the signal's rows of ``model_version`` (the newest per item), in
+    item-id order."""
+    rows = tables.read("content_embeddings").frame.where(
+        equality_predicate({"signal": signal, "model_version": model_version})).selectExpr(
+        "item_id", "embedding", "logged_at").toPandas()
+    if rows.empty:
+        raise TableError(f"content_embeddings has no rows for {signal}@{model_version}")
+    rows = rows.sort_values(["item_id", "logged_at"]).drop_duplicates("item_id", keep="last")
+    return rows["item_id"].to_numpy(np.int64), np.stack(rows["embedding"].to_numpy()).astype(np.float32)
+
+
+def item_sids(tables: Tables, signal: str, version: int) -> dict[int, int]:
+    """``item_id -> sid`` of one SID version of ``signal``."""
+    rows = tables.read("item_sids").frame.where(
+        equality_predicate({"signal": signal, "sid_version": int(version)})).select("item_id", "sid").toPandas()
+    return dict(zip(rows["item_id"].astype(int), rows["sid"].astype(int)))
+
+
+def item_titles(tables: Tables) -> dict[int, str]:
+    """``item_id -> title`` of the ``items`` table."""
+    items = tables.read("items").frame.select("item_id", "title").toPandas()
+    return {int(k): str(v) for k, v in zip(items["item_id"], items["title"])}
+
+
+def table_counts(tables: Tables, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Per table: its row count and the version read."""
+    counts = {}
+    for name in names:
+        frame, version = tables.read(name)
+        counts[name] = {"rows": frame.count(), "version": version}
+    return counts
+
+
+def signal_counts(tables: Tables) -> dict[str, int]:
+    """Rows of ``content_embeddings`` per ``signal@model_version``, ordered by signal."""
+    rows = tables.read("content_embeddings").frame.groupBy("signal", "model_version").count().collect()
+    return {f"{r['signal']}@{r['model_version']}": int(r["count"]) for r in sorted(rows, key=lambda r: r["signal"])}
+
+
+def write_frame(tables: Tables, frame: pd.DataFrame, table: str) -> int | None:
+    """Write a pandas frame as the whole of ``table`` with its registered schema; returns the version."""
+    schema: Mapping[str, str] = schemas.by_table()[table]
+    return tables.write(tables.spark.createDataFrame(frame, schema=schemas.ddl(schema)), table, expected=schema)
