@@ -1,7 +1,8 @@
 """Command-line runner shared by every job: ``python jobs/<job>.py --conf conf/x.yaml key=value ...``
 (also under ``spark-submit`` and as console scripts). Expected failures (bad config, missing tables,
 bad data, a table's files damaged underneath the engine) print one ``error: ...`` line and exit with
-status 2; the summary goes to stdout as JSON."""
+status 2; otherwise the summary goes to stdout as JSON and the status is the result's
+``exit_status``: 0, or 3 when a refresh's quality gate kept a pointer (:data:`EXIT_GATED`)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sidlib.config import SidlibConfig, load_config
 from sidlib.errors import SidlibError
-from sidlib.results import plain
+from sidlib.results import Result, plain
 
 JobFn = Callable[[SidlibConfig, Any], Mapping[str, Any]]
 
 EXIT_ERROR = 2
+#: A job finished but asks an operator to act (a refit held back by the quality gate).
+EXIT_GATED = 3
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -32,9 +35,13 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def timed_summary(job: JobFn, cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
-    """``job(cfg, tables)``'s result as plain values, with the job's own time as ``job_seconds``."""
+    """``job(cfg, tables)``'s result as plain values, with the status the process should exit with
+    (``exit_status``, see :attr:`~sidlib.results.Result.exit_status`) and the job's own time
+    (``job_seconds``)."""
     start = time.perf_counter()
-    summary = plain(job(cfg, tables))
+    result = job(cfg, tables)
+    summary = plain(result)
+    summary["exit_status"] = result.exit_status if isinstance(result, Result) else 0
     summary["job_seconds"] = round(time.perf_counter() - start, 2)
     return summary
 
@@ -42,8 +49,9 @@ def timed_summary(job: JobFn, cfg: SidlibConfig, tables: Any) -> dict[str, Any]:
 def run_with_session(job: JobFn, cfg: SidlibConfig, *, name: str | None = None) -> dict[str, Any]:
     """Open the configured engine, run ``job(cfg, tables)`` and return its summary as plain values:
     the job's result (a :class:`~sidlib.results.Result`), with ``job`` (``name``, when given), the
-    table versions it read (``reads``) and its timings: ``job_seconds`` (the job alone) and
-    ``seconds`` (engine start and stop included). Jobs never set these keys themselves."""
+    table versions it read (``reads``), the status to exit with (``exit_status``) and its timings:
+    ``job_seconds`` (the job alone) and ``seconds`` (engine start and stop included). Jobs never set
+    these keys themselves."""
     from sidlib.spark.session import open_session
     from sidlib.spark.tables import Tables
 
@@ -80,4 +88,4 @@ def main(job: JobFn, argv: Sequence[str] | None = None, *, description: str = ""
         print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
     print(json.dumps(summary, indent=2, default=str))
-    return 0
+    return int(summary["exit_status"])

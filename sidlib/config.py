@@ -204,10 +204,26 @@ class RefreshConfig:
     #: before a refit on it may switch the pointer. Below it (a rollout still under way) refresh keeps
     #: the current version, encodes new items with it, and reports the coverage.
     min_rollout_coverage: float = 1.0
+    #: Refit even though the upstream model is unchanged (e.g. after many new items). The refit then
+    #: also has to pass the churn check of the quality gate.
+    refit: bool = False
+    #: The quality gate (:mod:`sidlib.steps.quality_gate`): a refit switches the pointer only if its
+    #: held-out cosine loss is at most ``1 + max_loss_regression`` times the current version's, its
+    #: ``utilization_min`` and ``unique_sid_rate`` at most ``max_rate_drop`` below the current ones,
+    #: and, on an unchanged upstream model, at most ``max_churn`` of the items changed their SID.
+    #: Otherwise the pointer stays, the signal reports ``gated`` and the job exits with status 3.
+    max_loss_regression: float = 0.02
+    max_rate_drop: float = 0.01
+    max_churn: float = 0.05
+    #: Switch even when the gate fails (the failing checks are still reported).
+    force_switch: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.min_rollout_coverage <= 1:
             raise ConfigError(f"refresh.min_rollout_coverage must be in (0, 1], got {self.min_rollout_coverage}")
+        for name in ("max_loss_regression", "max_rate_drop", "max_churn"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"refresh.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass

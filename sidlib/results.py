@@ -33,6 +33,12 @@ class Result(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(_summary_fields(self))
 
+    @property
+    def exit_status(self) -> int:
+        """The status the job's process exits with after printing this summary: 0 unless the result
+        asks an operator to act (a scheduler alerts on it). Errors exit with 2 before any summary."""
+        return 0
+
     def to_dict(self) -> dict[str, Any]:
         """The summary as plain JSON-ready values (nested results converted too)."""
         return {name: plain(getattr(self, name)) for name in _summary_fields(self)}

@@ -86,6 +86,6 @@ def test_every_job_returns_a_typed_result() -> None:
 
     returns = {job: typing.get_type_hints(importlib.import_module(f"sidlib.jobs.{job}").run)["return"] for job in JOBS}
     assert {job: t for job, t in returns.items() if not (isinstance(t, type) and issubclass(t, Result))} == {}
-    reserved = {"job", "reads", "job_seconds", "seconds"}
+    reserved = {"job", "reads", "exit_status", "job_seconds", "seconds"}
     assert {job: sorted(reserved & {f.name for f in dataclasses.fields(t)}) for job, t in returns.items()
             if reserved & {f.name for f in dataclasses.fields(t)}} == {}

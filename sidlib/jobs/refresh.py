@@ -5,10 +5,13 @@ newest upstream ``model_version`` in ``content_embeddings`` differs from the one
 version was trained on (or there is no current version), fit a new version, encode every item with
 it, report how many items' SID prefixes changed, and switch the pointer atomically (the old version
 stays in ``item_sids`` and the artifact store for rollback). Otherwise encode only new items with the
-current version. Two cases also keep the current version and only encode new items with it, saying
-why in the summary: a pointer a rollback holds (``held``), and a new model whose embeddings do not yet
-cover ``refresh.min_rollout_coverage`` of the items the current version covers
-(``rollout_incomplete``: a refit then would drop the others' SIDs). See :mod:`sidlib.steps.refresh`."""
+current version (``refresh.refit=true`` refits anyway). Three cases keep the current version and
+only encode new items with it, saying why in the summary: a pointer a rollback holds (``held``), a new
+model whose embeddings do not yet cover ``refresh.min_rollout_coverage`` of the items the current
+version covers (``rollout_incomplete``: a refit then would drop the others' SIDs), and a refit that
+fails the quality gate (``gated``: every check with its figures is in the summary, and the job exits
+with status 3 so a scheduler alerts; ``refresh.force_switch=true`` switches anyway). See
+:mod:`sidlib.steps.refresh` and :mod:`sidlib.steps.quality_gate`."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidlib.artifacts import ArtifactStore
+from sidlib.cli import EXIT_GATED
 from sidlib.config import SidlibConfig
 from sidlib.results import Result
 from sidlib.spark.fused_rows import FUSION_SIGNAL
@@ -29,6 +33,11 @@ class RefreshSummary(Result):
     content_embeddings_version: int | None
     signals: list[RefreshResult]
 
+    @property
+    def exit_status(self) -> int:
+        """:data:`~sidlib.cli.EXIT_GATED` when the quality gate kept any signal's pointer."""
+        return EXIT_GATED if any(s.action == "gated" for s in self.signals) else 0
+
 
 def run(cfg: SidlibConfig, tables: Any) -> RefreshSummary:
     source_version = tables.version("content_embeddings")
@@ -36,5 +45,5 @@ def run(cfg: SidlibConfig, tables: Any) -> RefreshSummary:
     units = [FUSION_SIGNAL] if cfg.fit.quantizer == FUSION_SIGNAL else cfg.fit.signals
     return RefreshSummary(content_embeddings_version=source_version, signals=[
         refresh_signal(tables, store, signal, fit=cfg.fit, quality=cfg.data_quality, lock_wait_s=cfg.encode.lock_wait_s,
-                       min_rollout_coverage=cfg.refresh.min_rollout_coverage, source_version=source_version)
+                       policy=cfg.refresh, source_version=source_version)
         for signal in units])

@@ -22,6 +22,10 @@ class PipelineResult(Result):
 
     steps: dict[str, dict[str, Any]]
 
+    @property
+    def exit_status(self) -> int:
+        return max((int(step["exit_status"]) for step in self.steps.values()), default=0)
+
 
 def run(cfg: SidlibConfig, tables: Any) -> PipelineResult:
     from sidlib.jobs.entry import job_module

@@ -3,9 +3,11 @@
 If the newest upstream ``model_version`` differs from the one the current SID version was trained on
 (or there is no current version), fit a new version, encode every item with it, count how many items'
 SID prefixes changed, and switch the pointer (the old version stays for rollback). Otherwise encode
-only new items with the current version. Two cases also keep the current version: a pointer a
-rollback holds (``held``), and a new model whose embeddings do not yet cover
-``min_rollout_coverage`` of the items the current version covers (``rollout_incomplete``)."""
+only new items with the current version. ``refresh.refit`` refits on an unchanged model too. Three
+cases keep the current version: a pointer a rollback holds (``held``), a new model whose embeddings
+do not yet cover ``min_rollout_coverage`` of the items the current version covers
+(``rollout_incomplete``), and a refit that fails the quality gate (``gated``,
+:mod:`sidlib.steps.quality_gate`; its version stays in the store and ``item_sids`` for inspection)."""
 
 from __future__ import annotations
 
@@ -15,26 +17,28 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sidlib.artifacts import ArtifactStore
-from sidlib.config import DataQualityConfig, FitConfig
+from sidlib.config import DataQualityConfig, FitConfig, RefreshConfig
 from sidlib.results import Result
 from sidlib.spark import pointer
 from sidlib.spark.fused_rows import FUSION_SIGNAL
 from sidlib.spark.version_changes import prefix_changes, rollout_coverage, upstream_model_version
 from sidlib.steps.encode import EncodeResult, encode_version
 from sidlib.steps.fit import fit_artifacts
+from sidlib.steps.quality_gate import GateCheck, failed, gate_checks
 from sidlib.steps.switch import switch_pointer
 
 log = logging.getLogger(__name__)
 
-Action = Literal["incremental", "held", "rollout_incomplete", "refit", "lost_race"]
+Action = Literal["incremental", "held", "rollout_incomplete", "gated", "refit", "lost_race"]
 
 
 @dataclass(frozen=True)
 class RefreshResult(Result):
     """What a refresh did for one signal. ``sid_version`` is the version it encoded with (after
     ``refit`` the new current one; after ``lost_race`` the version it fitted, which another run's
-    switch left unused). ``metrics`` and ``changes`` are set after a fit, ``rollout`` when a rollout
-    held the switch back."""
+    switch left unused; after ``gated`` the current one, the fitted one being ``candidate_version``).
+    ``metrics``, ``changes`` and ``gate`` (every check, passed or not) are set after a fit, ``rollout``
+    when a rollout held the switch back."""
 
     signal: str
     action: Action
@@ -45,12 +49,15 @@ class RefreshResult(Result):
     metrics: dict[str, float] | None = None
     changes: dict[str, int] | None = None
     rollout: dict[str, int] | None = None
+    candidate_version: int | None = None
+    gate: list[GateCheck] | None = None
 
 
 def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitConfig, quality: DataQualityConfig,
-                   lock_wait_s: float, min_rollout_coverage: float, source_version: int | None) -> RefreshResult:
+                   lock_wait_s: float, policy: RefreshConfig, source_version: int | None) -> RefreshResult:
     """Refresh ``signal`` (``fusion``: the one fused SID of ``fit.signals``) from ``content_embeddings``
-    version ``source_version``; ``fit`` is how a new version is fitted."""
+    version ``source_version``; ``fit`` is how a new version is fitted, ``policy`` when it may replace
+    the current one."""
     current = pointer.current(tables, signal)
     upstream = upstream_model_version(tables, signal, fit.signals, source_version)
     current_artifact = store.get(current.sid_version) if current else None
@@ -63,7 +70,8 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
         return RefreshResult(signal=signal, action=action, sid_version=current.sid_version, model_version=upstream,
                              encode=encoded, **details)
 
-    if current is not None and trained_on == upstream:
+    same_model = current is not None and trained_on == upstream
+    if same_model and not policy.refit:
         log.info("%s: upstream model %s unchanged; incremental encode with v%d", signal, upstream, current.sid_version)
         return keep_current("incremental")
     if current is not None and current.held:
@@ -71,12 +79,12 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
                     "(release it with rollback.signal=%s rollback.release=true)", signal, current.sid_version,
                     upstream, signal)
         return keep_current("held")
-    if current is not None:
+    if current is not None and not same_model:
         coverage = rollout_coverage(tables, signal, current.sid_version, upstream, trained_on, source_version)
-        if coverage["with_new_model"] < min_rollout_coverage * coverage["items"]:
+        if coverage["with_new_model"] < policy.min_rollout_coverage * coverage["items"]:
             log.warning("%s: upstream model %s covers %d of the %d items v%d covers (refresh.min_rollout_coverage "
                         "%s); keeping v%d until the rollout completes", signal, upstream, coverage["with_new_model"],
-                        coverage["items"], current.sid_version, min_rollout_coverage, current.sid_version)
+                        coverage["items"], current.sid_version, policy.min_rollout_coverage, current.sid_version)
             return keep_current("rollout_incomplete", rollout=coverage)
     log.info("%s: upstream model %s (current SID trained on %s): fitting a new version", signal, upstream, trained_on)
     signals = fit.signals if signal == FUSION_SIGNAL else [signal]
@@ -85,10 +93,21 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
                            source_version=source_version).artifacts[0]
     encoded = encode_version(tables, store, fitted.artifact, "full", quality=quality, lock_wait_s=lock_wait_s,
                              source_version=source_version)
-    changes = prefix_changes(tables, current.sid_version, fitted.version) if current else None
-    switched = switch_pointer(tables, signal, fitted.version, upstream,
-                              expected=current.sid_version if current else None)
+    if current is None:
+        switched = switch_pointer(tables, signal, fitted.version, upstream, expected=None)
+        return RefreshResult(signal=signal, action="refit" if switched == "switched" else "lost_race",
+                             sid_version=fitted.version, model_version=upstream, encode=encoded, metrics=fitted.metrics)
+    assert current_artifact is not None
+    changes = prefix_changes(tables, current.sid_version, fitted.version)
+    checks = gate_checks(current_artifact.manifest.get("metrics", {}), fitted.metrics, changes,
+                         same_model=same_model, limits=policy)
+    details: dict[str, Any] = {"metrics": fitted.metrics, "changes": changes, "gate": checks,
+                               "previous_version": current.sid_version}
+    if failed(checks) and not policy.force_switch:
+        log.warning("%s: v%d fails the quality gate against v%d (%s); the pointer stays (refresh.force_switch=true "
+                    "switches anyway)", signal, fitted.version, current.sid_version,
+                    "; ".join(f"{c.name} {c.candidate:.4g} not {c.direction} {c.bound:.4g}" for c in failed(checks)))
+        return keep_current("gated", candidate_version=fitted.version, **details)
+    switched = switch_pointer(tables, signal, fitted.version, upstream, expected=current.sid_version)
     return RefreshResult(signal=signal, action="refit" if switched == "switched" else "lost_race",
-                         sid_version=fitted.version, model_version=upstream, encode=encoded,
-                         previous_version=current.sid_version if current else None, metrics=fitted.metrics,
-                         changes=changes)
+                         sid_version=fitted.version, model_version=upstream, encode=encoded, **details)
