@@ -127,6 +127,19 @@ def unique_sid_rate(codes: Any) -> float:
     return sizes.size / sizes.sum()
 
 
+def bucket_sizes(codes: Any) -> np.ndarray:
+    """Items per distinct code vector (per SID), largest first."""
+    return np.sort(_group_sizes(codes))[::-1]
+
+
+def bucket_gini(codes: Any) -> float:
+    """Gini coefficient of the items per SID: 0 when every SID holds as many items (e.g. all unique),
+    towards 1 when a few SIDs hold most items."""
+    sizes = np.sort(_group_sizes(codes)).astype(np.float64)
+    n = sizes.size
+    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * sizes) / (n * sizes.sum()))
+
+
 def largest_collision_bucket(codes: Any) -> int:
     """Most items sharing one code vector (1 = no collisions): the worst case a ranker cannot tell apart."""
     return int(_group_sizes(codes).max())
@@ -280,6 +293,8 @@ def reconstruction_report(
 
 
 __all__ = [
+    "bucket_gini",
+    "bucket_sizes",
     "cosine_loss",
     "largest_collision_bucket",
     "mse",

@@ -15,7 +15,7 @@ import pandas as pd
 
 from sidlib import schemas
 from sidlib.errors import TableError
-from sidlib.spark.tables import Tables, equality_predicate
+from sidlib.spark.tables import Tables, equality_predicate, sid_version_is
 
 
 def content_matrix(tables: Tables, signal: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +35,16 @@ def item_sids(tables: Tables, signal: str, version: int) -> dict[int, int]:
     rows = tables.read("item_sids").frame.where(
         equality_predicate({"signal": signal, "sid_version": int(version)})).select("item_id", "sid").toPandas()
     return dict(zip(rows["item_id"].astype(int), rows["sid"].astype(int)))
+
+
+def version_codes(tables: Tables, version: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(item_ids, codes [n, n_codes])`` of one ``item_sids`` version, in item-id order (the table's
+    latest state: a version's rows are replaced together, never edited)."""
+    rows = tables.read_unpinned("item_sids").where(sid_version_is(version)).select("item_id", "codes").toPandas()
+    if rows.empty:
+        raise TableError(f"item_sids has no rows for version {version}")
+    rows = rows.sort_values("item_id")
+    return rows["item_id"].to_numpy(np.int64), np.stack(rows["codes"].to_numpy()).astype(np.int64)
 
 
 def item_titles(tables: Tables) -> dict[int, str]:

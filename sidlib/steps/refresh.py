@@ -25,6 +25,7 @@ from sidlib.spark.version_changes import prefix_changes, rollout_coverage, upstr
 from sidlib.steps.encode import EncodeResult, encode_version
 from sidlib.steps.fit import fit_artifacts
 from sidlib.steps.quality_gate import GateCheck, failed, gate_checks
+from sidlib.steps.report import report_version
 from sidlib.steps.switch import switch_pointer
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ class RefreshResult(Result):
     """What a refresh did for one signal. ``sid_version`` is the version it encoded with (after
     ``refit`` the new current one; after ``lost_race`` the version it fitted, which another run's
     switch left unused; after ``gated`` the current one, the fitted one being ``candidate_version``).
-    ``metrics``, ``changes`` and ``gate`` (every check, passed or not) are set after a fit, ``rollout``
-    when a rollout held the switch back."""
+    ``metrics``, ``changes``, ``gate`` (every check, passed or not) and ``report`` (the new version's
+    report, :mod:`sidlib.version_report`) are set after a fit, ``rollout`` when a rollout held the
+    switch back."""
 
     signal: str
     action: Action
@@ -51,6 +53,7 @@ class RefreshResult(Result):
     rollout: dict[str, int] | None = None
     candidate_version: int | None = None
     gate: list[GateCheck] | None = None
+    report: dict[str, Any] | None = None
 
 
 def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitConfig, quality: DataQualityConfig,
@@ -94,15 +97,19 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     encoded = encode_version(tables, store, fitted.artifact, "full", quality=quality, lock_wait_s=lock_wait_s,
                              source_version=source_version)
     if current is None:
+        report = report_version(tables, store, fitted.artifact)
         switched = switch_pointer(tables, signal, fitted.version, upstream, expected=None)
         return RefreshResult(signal=signal, action="refit" if switched == "switched" else "lost_race",
-                             sid_version=fitted.version, model_version=upstream, encode=encoded, metrics=fitted.metrics)
+                             sid_version=fitted.version, model_version=upstream, encode=encoded, metrics=fitted.metrics,
+                             report=report)
     assert current_artifact is not None
     changes = prefix_changes(tables, current.sid_version, fitted.version)
     checks = gate_checks(current_artifact.manifest.get("metrics", {}), fitted.metrics, changes,
                          same_model=same_model, limits=policy)
     details: dict[str, Any] = {"metrics": fitted.metrics, "changes": changes, "gate": checks,
-                               "previous_version": current.sid_version}
+                               "previous_version": current.sid_version,
+                               "report": report_version(tables, store, fitted.artifact, previous=current.sid_version,
+                                                        changes=changes)}
     if failed(checks) and not policy.force_switch:
         log.warning("%s: v%d fails the quality gate against v%d (%s); the pointer stays (refresh.force_switch=true "
                     "switches anyway)", signal, fitted.version, current.sid_version,

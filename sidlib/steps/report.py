@@ -1,0 +1,25 @@
+"""The per-version report of a freshly encoded SID version: :func:`report_version`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sidlib.artifacts import Artifact, ArtifactStore
+from sidlib.spark.local_values import item_titles, version_codes
+from sidlib.version_report import write_version_report
+
+#: Where the reports go, under ``artifacts.root`` (beside the versions, never inside their checksummed
+#: directories): ``reports/v<NNNNNN>/report.md``.
+REPORT_DIR = "reports"
+
+
+def report_version(tables: Any, store: ArtifactStore, artifact: Artifact, *, previous: int | None = None,
+                   changes: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Write the report of ``artifact``'s ``item_sids`` version (titles from ``items`` when it exists;
+    churn against ``previous`` from ``changes``); returns its paths and headline figures."""
+    item_ids, codes = version_codes(tables, artifact.version)
+    titles = item_titles(tables) if tables.exists("items") else {}
+    return write_version_report(store.root / REPORT_DIR / f"v{artifact.version:06d}", artifact.version, artifact.signal,
+                                codes, artifact.manifest["cardinalities"], item_ids, titles,
+                                previous=previous, changes=changes)

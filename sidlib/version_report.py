@@ -1,0 +1,100 @@
+"""A report per SID version, for the operator deciding whether it may serve: how each code position is
+used, how items spread over SIDs, the largest buckets (with example titles), and how many items
+changed their SID against the version it would replace. Written as Markdown with one PNG; numpy and
+matplotlib only (the codes come from :func:`sidlib.spark.local_values.version_codes`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sidlib.metrics import bucket_gini, bucket_sizes, perplexity, unique_sid_rate, utilization
+
+#: Buckets listed in the report, and example titles per bucket.
+LARGEST_BUCKETS, EXAMPLES = 5, 3
+
+
+def version_figures(codes: np.ndarray, cardinalities: Sequence[int], item_ids: np.ndarray,
+                    titles: Mapping[int, str], changes: Mapping[str, int] | None) -> dict[str, Any]:
+    """The report's figures over every item of a version (``codes[i]`` is ``item_ids[i]``'s)."""
+    cards = [int(c) for c in cardinalities]
+    usage, perp = utilization(codes, cards), perplexity(codes, cards)
+    positions = [{"position": k, "codes": cards[k], "utilization": float(usage[k]), "perplexity": float(perp[k]),
+                  "dead_codes": int(round(cards[k] * (1 - usage[k])))} for k in range(len(cards))]
+    distinct, inverse = np.unique(codes, axis=0, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), minlength=len(distinct))
+    largest = []
+    for bucket in np.argsort(-counts, kind="stable")[:LARGEST_BUCKETS]:
+        if counts[bucket] < 2:
+            break
+        members = item_ids[inverse.ravel() == bucket][:EXAMPLES]
+        largest.append({"codes": distinct[bucket].tolist(), "items": int(counts[bucket]),
+                        "examples": [titles.get(int(i), str(int(i))) for i in members]})
+    churn = None
+    if changes and changes.get("compared"):
+        churn = {"compared": int(changes["compared"]),
+                 "first_code_changed": changes["prefix_changed"] / changes["compared"],
+                 "sid_changed": changes["sid_changed"] / changes["compared"]}
+    return {"items": int(len(codes)), "positions": positions, "unique_sid_rate": unique_sid_rate(codes),
+            "bucket_gini": bucket_gini(codes), "largest_buckets": largest, "churn": churn}
+
+
+def render(version: int, signal: str, figures: Mapping[str, Any], previous: int | None, plot: str) -> str:
+    lines = [f"# SID version {version} ({signal})", "",
+             f"{figures['items']} items; unique-SID rate {figures['unique_sid_rate']:.4f}; "
+             f"Gini of items per SID {figures['bucket_gini']:.4f}.", "",
+             "| position | codes | utilization | perplexity | dead codes |", "|---|---|---|---|---|"]
+    lines += [f"| {p['position']} | {p['codes']} | {p['utilization']:.3f} | {p['perplexity']:.1f} | {p['dead_codes']} |"
+              for p in figures["positions"]]
+    lines += ["", "## Largest buckets", ""]
+    if figures["largest_buckets"]:
+        lines += ["| codes | items | examples |", "|---|---|---|"]
+        lines += [f"| {b['codes']} | {b['items']} | {'; '.join(b['examples'])} |" for b in figures["largest_buckets"]]
+    else:
+        lines.append("Every item has its own SID.")
+    churn = figures["churn"]
+    lines += ["", "## Against the previous version", ""]
+    if churn is None:
+        lines.append("No previous version." if previous is None else f"No items in common with v{previous}.")
+    else:
+        lines.append(f"Of the {churn['compared']} items v{previous} and v{version} both encode, "
+                     f"{churn['first_code_changed']:.2%} changed their first code and {churn['sid_changed']:.2%} "
+                     f"their SID.")
+    return "\n".join(lines + ["", f"![code use and bucket sizes]({plot})", ""])
+
+
+def _plot(figures: Mapping[str, Any], codes: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    positions = figures["positions"]
+    left.bar([p["position"] for p in positions], [p["utilization"] for p in positions])
+    left.set(xlabel="code position", ylabel="utilization", ylim=(0, 1.05), title="codes used per position")
+    sizes = bucket_sizes(codes)
+    right.hist(sizes, bins=np.arange(1, sizes.max() + 2) - 0.5, log=True)
+    right.set(xlabel="items per SID", ylabel="SIDs", title="bucket sizes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_version_report(report_dir: str | Path, version: int, signal: str, codes: np.ndarray,
+                         cardinalities: Sequence[int], item_ids: np.ndarray, titles: Mapping[int, str],
+                         *, previous: int | None = None, changes: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Write ``report.md`` and ``codes.png`` under ``report_dir``; returns their paths and the headline
+    figures (the summary's part of the report)."""
+    out = Path(report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = version_figures(codes, cardinalities, item_ids, titles, changes)
+    plot = out / "codes.png"
+    _plot(figures, codes, plot)
+    markdown = out / "report.md"
+    markdown.write_text(render(version, signal, figures, previous, plot.name))
+    return {"markdown": str(markdown), "plots": [str(plot)],
+            **{k: figures[k] for k in ("items", "unique_sid_rate", "bucket_gini", "churn")}}
