@@ -207,6 +207,9 @@ class RefreshConfig:
     #: Refit even though the upstream model is unchanged (e.g. after many new items). The refit then
     #: also has to pass the churn check of the quality gate.
     refit: bool = False
+    #: On such a refit, start from the current version's quantizer (its codebooks, or a neural model's
+    #: weights) instead of a fresh initialisation, so most items keep their SIDs.
+    warm_start: bool = True
     #: The quality gate (:mod:`sidlib.steps.quality_gate`): a refit switches the pointer only if its
     #: held-out cosine loss is at most ``1 + max_loss_regression`` times the current version's, its
     #: ``utilization_min`` and ``unique_sid_rate`` at most ``max_rate_drop`` below the current ones,

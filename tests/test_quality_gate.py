@@ -56,9 +56,9 @@ def test_churn_counts_only_on_an_unchanged_model_and_missing_figures_are_skipped
 def test_a_refit_failing_the_gate_keeps_the_pointer_and_exits_3(pipeline) -> None:  # type: ignore[no-untyped-def]
     cfg, tables = pipeline
     assert refresh.run(cfg, tables)["signals"][0]["action"] == "refit"  # v1, the first version: no gate
-    # An explicit refit on the unchanged model with another seed: other codes for most items.
+    # An explicit refit on the unchanged model from scratch with another seed: other codes for most items.
     strict = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, seed=1),
-                                 refresh=dataclasses.replace(cfg.refresh, refit=True, max_churn=0.0))
+                                 refresh=dataclasses.replace(cfg.refresh, refit=True, warm_start=False, max_churn=0.0))
     summary = refresh.run(strict, tables)
     (held,) = summary.signals
     assert held.action == "gated" and held.sid_version == 1 and held.candidate_version == 2
@@ -71,7 +71,7 @@ def test_a_refit_failing_the_gate_keeps_the_pointer_and_exits_3(pipeline) -> Non
 
     # The same through the command line: the summary says why, the status is 3 for the scheduler.
     argv = [f"tables.root={cfg.tables.root}", f"artifacts.root={cfg.artifacts.root}", "fit.bits=12", "fit.seed=1",
-            "refresh.refit=true", "refresh.max_churn=0"]
+            "refresh.refit=true", "refresh.warm_start=false", "refresh.max_churn=0"]
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "jobs" / "refresh.py"), *argv],
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 3, proc.stderr[-2000:]
@@ -94,3 +94,21 @@ def test_an_unchanged_refit_with_the_same_seed_passes_the_gate(pipeline) -> None
     (result,) = refresh.run(again, tables).signals
     assert result.action == "refit" and result.changes["sid_changed"] == 0 and failed(result.gate) == []
     assert pointer.current(tables, "text").sid_version == 2
+
+
+def test_a_warm_refit_with_another_seed_keeps_every_sid(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """refresh.warm_start (the default) starts a same-model refit from the current version's codebooks:
+    the seed that moved every SID above no longer matters, and the gate lets the version through. (No
+    hold-out, whose items the seed picks too: the seed changes only the initialisation here.)"""
+    cfg, tables = pipeline
+    cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, holdout_fraction=0.0))
+    refresh.run(cfg, tables)
+    same_rows = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, seed=1),
+                                    refresh=dataclasses.replace(cfg.refresh, refit=True, max_churn=0.0))
+    (warm,) = refresh.run(same_rows, tables).signals
+    assert warm.action == "refit" and warm.changes["sid_changed"] == 0 and failed(warm.gate) == []
+    assert ArtifactStore(cfg.artifacts.root).get(2).manifest["warm_start_from"] == 1
+    cold = dataclasses.replace(same_rows, refresh=dataclasses.replace(same_rows.refresh, warm_start=False))
+    (from_scratch,) = refresh.run(cold, tables).signals
+    assert from_scratch.action == "gated" and from_scratch.changes["sid_changed"] > 0
+    assert ArtifactStore(cfg.artifacts.root).get(3).manifest["warm_start_from"] is None

@@ -257,6 +257,33 @@ class Quantizer(nn.Module, ABC):
         """Quantizer-specific diagnostics recorded with the artifact (e.g. GMM responsibility entropy)."""
         return {}
 
+    # ------------------------------------------------------------- warm start
+    def warm_start(self, previous: "Quantizer") -> "Quantizer":
+        """Start the next fit from ``previous``'s learned state instead of a fresh initialisation, so
+        that a refit on similar data keeps what the codes mean (a recurring retrain's SIDs stay put).
+        ``previous`` must be a fitted quantizer of the same class and layout. Returns ``self``."""
+        reason = self.warm_start_refusal(previous)
+        if reason is not None:
+            raise InvalidInputError(f"cannot warm-start: {reason}")
+        self._warm_start_from(previous)
+        return self
+
+    def warm_start_refusal(self, previous: "Quantizer") -> str | None:
+        """Why :meth:`warm_start` from ``previous`` is impossible (another class, dim or layout, or not
+        fitted), or ``None`` when it is possible."""
+        if type(previous) is not type(self):
+            return f"{type(self).__name__} from {type(previous).__name__}"
+        if not previous.is_fitted:
+            return "the previous quantizer was never fitted"
+        if previous.dim != self.dim or previous.cardinalities != self.cardinalities:
+            return (f"a {self.dim}-d quantizer with cardinalities {self.cardinalities} from a {previous.dim}-d one "
+                    f"with {previous.cardinalities}")
+        return None
+
+    def _warm_start_from(self, previous: "Quantizer") -> None:
+        """Take over ``previous``'s state for the next fit (checked compatible by :meth:`warm_start`)."""
+        raise InvalidInputError(f"{type(self).__name__} has no warm start")
+
 
 class EMQuantizer(Quantizer):
     """A quantizer fit level by level by EM from additive sufficient statistics.

@@ -125,8 +125,11 @@ class LatentQuantizer(NeuralQuantizer):
         self.to_preferred_device().train()
         sample = self.sample_rows(batches)
         self.generator.manual_seed(self.seed)
-        self._fit(self._autoencode, self.parameters(), batches, epochs=self.warmup_epochs, label="warm-up")
+        if not self.warm:  # a warm start keeps the encoder, decoder and codebooks it loaded
+            self._fit(self._autoencode, self.parameters(), batches, epochs=self.warmup_epochs, label="warm-up")
         if isinstance(self.inner, EMQuantizer):
+            if self.warm:
+                self.inner.warm_start(self.inner)
             self.inner.fit_stream(self._latent_stream(batches))
             self.history = self._fit(self._decode_quantized, self.decoder.parameters(), batches)
         else:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from sidlib.errors import InvalidInputError
-from sidlib.quantizers.base import EMQuantizer, add_statistics
+from sidlib.quantizers.base import EMQuantizer, Quantizer, add_statistics
 from sidlib.quantizers.kmeans_ops import kmeans_plus_plus, reseed_empty
 from sidlib.quantizers.residual import PrefixView
 from sidlib.validation import as_float_matrix, as_tensor
@@ -150,6 +150,11 @@ class ResidualEMQuantizer(EMQuantizer):
             raise InvalidInputError(f"start codebooks must have shape {expected}, got {tuple(codebooks.shape)}")
         self._start = codebooks.detach().to(self.codebooks).clone()
         return self
+
+    def _warm_start_from(self, previous: Quantizer) -> None:
+        """Every level starts from ``previous``'s codebooks (EM then only moves them as far as the new
+        data asks)."""
+        self.start_from(previous.codebooks)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def init_level(self, level: int, sample: np.ndarray) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sidlib.errors import InvalidInputError
+from sidlib.quantizers.base import Quantizer
 from sidlib.quantizers.kmeans_ops import row_blocks, split_clusters
 from sidlib.quantizers.residual_em import ResidualEMQuantizer
 
@@ -79,6 +80,7 @@ class RQGMM(ResidualEMQuantizer):
     name = "rq_gmm"
     _floor: torch.Tensor | None
     _init_variance: torch.Tensor | None
+    _start_mixture: tuple[torch.Tensor, torch.Tensor] | None
 
     def __init__(self, dim: int, bits: float = 24, levels: int = 3, codebook_size: int | None = None,
                  var_floor: float = 1e-3, min_component_share: float = 0.25, max_iter: int = 25, tol: float = 1e-4,
@@ -119,6 +121,12 @@ class RQGMM(ResidualEMQuantizer):
         self._floor = (self.var_floor * spread).clamp_min(1e-12).float()
         self.variances[level] = self._init_variance
         self.log_weights[level] = -math.log(self.codebook_size)
+        if self._start_mixture is not None:  # warm start: the previous fit's components, not just its means
+            self.variances[level], self.log_weights[level] = (t[level] for t in self._start_mixture)
+
+    def _warm_start_from(self, previous: Quantizer) -> None:
+        super()._warm_start_from(previous)
+        self._start_mixture = (previous.variances.detach().clone(), previous.log_weights.detach().clone())  # type: ignore[operator]
 
     def _residual_statistics(self, level: int, residual: torch.Tensor) -> dict[str, np.ndarray]:
         """Soft E-step: responsibilities by a stable softmax (logsumexp), moments summed in float64."""
@@ -186,7 +194,7 @@ class RQGMM(ResidualEMQuantizer):
 
     def _training_state(self) -> dict[str, Any]:
         """Adds the level's variance floor and initial variance (used by the M-step only)."""
-        return {**super()._training_state(), "_floor": None, "_init_variance": None}
+        return {**super()._training_state(), "_floor": None, "_init_variance": None, "_start_mixture": None}
 
     def extra_metrics(self) -> dict[str, float]:
         """Per level, from the last E-step of its fit: mean entropy (nats) of the responsibilities (0 =

@@ -190,6 +190,8 @@ class NeuralQuantizer(Quantizer):
         self.generator = torch.Generator().manual_seed(self.seed)
         #: Mean training loss of each epoch of the last fit.
         self.history: list[float] = []
+        #: Set by :meth:`warm_start`: the next fit keeps the loaded state instead of initialising it.
+        self.warm = False
 
     def fit_stream(self, batches: BatchStream) -> "NeuralQuantizer":
         self.to_preferred_device().train()
@@ -202,14 +204,25 @@ class NeuralQuantizer(Quantizer):
         self.finish_fit()
         return self
 
+    def _warm_start_from(self, previous: Quantizer) -> None:
+        """Load ``previous``'s parameters and buffers; training then continues from them."""
+        self.load_state_dict(previous.state_dict())
+        self.warm = True
+
+    def finish_fit(self) -> None:
+        self.warm = False
+        super().finish_fit()
+
     def sample_rows(self, batches: BatchStream) -> torch.Tensor:
         """The head of the stream as a tensor on this module's device (for initialisation)."""
         return torch.from_numpy(_take_sample(batches, INIT_SAMPLE_ROWS, self.dim)).to(self.torch_device)
 
     def prepare_training(self, sample: torch.Tensor) -> None:
-        """Reseed the generator and initialise the learned state from ``sample`` (no gradients).
-        The VQ-VAE calls this on a sample of encoder latents for its inner quantizer."""
+        """Reseed the generator and initialise the learned state from ``sample`` (no gradients; not
+        after a warm start). The VQ-VAE calls this on a sample of encoder latents for its inner quantizer."""
         self.generator.manual_seed(self.seed)
+        if self.warm:  # warm start: the loaded state is the starting point
+            return
         with torch.no_grad():
             self.init_from_sample(sample)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -222,9 +222,11 @@ def neural_training_sample(frames: dict[str, "DataFrame"], *, holdout: str, samp
     return union.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") <= sample_rows).drop("_rank")
 
 
-def train_in_task(spec: QuantizerSpec) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """The ``applyInPandas`` function that trains one signal's quantizer from its sample rows."""
+def train_in_task(spec: QuantizerSpec, warm: Mapping[str, bytes] | None = None) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The ``applyInPandas`` function that trains one signal's quantizer from its sample rows, warm-started
+    from ``warm[signal]`` (a serialized fitted quantizer) where given."""
     wire = spec.to_dict()  # what the closure ships to the tasks: plain values only
+    starts = dict(warm or {})
 
     def run(group: pd.DataFrame) -> pd.DataFrame:
         from sidlib.device import set_worker_threads
@@ -234,9 +236,12 @@ def train_in_task(spec: QuantizerSpec) -> Callable[[pd.DataFrame], pd.DataFrame]
         start = time.perf_counter()
         group = group.sort_values("item_id", kind="stable")  # row order must not depend on the shuffle
         dim = len(group["embedding"].iloc[0])
-        quantizer = build_quantizer(QuantizerSpec.from_dict(wire), dim).to_preferred_device()
-        quantizer.fit(to_matrix(group["embedding"]))
-        return pd.DataFrame({"signal": [group["signal"].iloc[0]], "payload": [to_bytes(quantizer.cpu())],
+        signal = group["signal"].iloc[0]
+        quantizer = build_quantizer(QuantizerSpec.from_dict(wire), dim)
+        if signal in starts:
+            quantizer.warm_start(from_bytes(starts[signal]))
+        quantizer.to_preferred_device().fit(to_matrix(group["embedding"]))
+        return pd.DataFrame({"signal": [signal], "payload": [to_bytes(quantizer.cpu())],
                              "rows": [len(group)], "seconds": [time.perf_counter() - start]})
 
     return run
@@ -300,9 +305,12 @@ def evaluate_layouts(spark: Any, frame: "DataFrame", grid: list[dict[str, Any]],
             .sort_values(["cosine_loss", "grid_id"]).reset_index(drop=True))
 
 
-def train_neural_distributed(frame: "DataFrame", spec: QuantizerSpec) -> dict[str, tuple[Quantizer, int, float]]:
-    """Train one quantizer per signal of ``frame`` (``signal``, ``item_id``, ``embedding``) in parallel."""
-    rows = frame.groupBy("signal").applyInPandas(train_in_task(spec), TRAINED_SCHEMA).collect()
+def train_neural_distributed(frame: "DataFrame", spec: QuantizerSpec, warm: Mapping[str, Quantizer] | None = None,
+                             ) -> dict[str, tuple[Quantizer, int, float]]:
+    """Train one quantizer per signal of ``frame`` (``signal``, ``item_id``, ``embedding``) in parallel,
+    warm-started from ``warm[signal]`` where given."""
+    payloads = {signal: to_bytes(q) for signal, q in (warm or {}).items()}
+    rows = frame.groupBy("signal").applyInPandas(train_in_task(spec, payloads), TRAINED_SCHEMA).collect()
     return {r["signal"]: (from_bytes(r["payload"]), int(r["rows"]), float(r["seconds"])) for r in rows}
 
 

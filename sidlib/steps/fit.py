@@ -71,14 +71,17 @@ def read_inputs(tables: Any, fit: FitConfig, quality: DataQualityConfig,
 
 def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: DataQualityConfig, *,
                   signals: Sequence[str] | None = None, model_versions: Mapping[str, str] | None = None,
-                  source_version: int | None = None) -> FitOutcome:
+                  source_version: int | None = None, warm_start: Mapping[str, Artifact] | None = None) -> FitOutcome:
     """Fit ``fit.quantizer`` on ``signals`` (default ``fit.signals``) at ``content_embeddings`` version
     ``source_version`` (default: the current one, pinned for the whole fit and recorded in each
     manifest), each signal's rows from its ``model_versions`` entry (default: its newest model).
 
     Validates rows, holds out ``fit.holdout_fraction`` of items (by a hash of item_id) for the
     manifest's metrics, then fits: EM quantizers distributed over the executors (or in process when
-    the set fits ``fit.driver_fit_max_mb``), neural ones one Spark task per signal in parallel."""
+    the set fits ``fit.driver_fit_max_mb``), neural ones one Spark task per signal in parallel. A signal
+    in ``warm_start`` starts from that artifact's quantizer (:meth:`Quantizer.warm_start`) when its
+    class and layout match (otherwise it fits from scratch, with a warning); the manifest records
+    ``warm_start_from``."""
     store.check_writable()
     source_version = tables.version("content_embeddings") if source_version is None else source_version
     fit = dataclasses.replace(  # the fit as run: what read_inputs reads and the manifest records
@@ -90,11 +93,15 @@ def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: Da
     # a spec that cannot be built fails here, before any training; the EM fits below start from these
     built = {signal: build_quantizer(spec, sd.dim) for signal, sd in data.items()}
     holdout = holdout_predicate(fit.seed, fit.holdout_fraction)
+    starts = warm_starts(built, warm_start or {})
     fitted: dict[str, tuple[Quantizer, int, float]] = {}
     if spec.fits_by_em:  # EM on the raw embedding fits distributed; everything with gradients trains in a task
         for signal, sd in data.items():
             start = time.perf_counter()
-            quantizer = built[signal].to_preferred_device()
+            quantizer = built[signal]
+            if signal in starts:
+                quantizer.warm_start(starts[signal][1])
+            quantizer = quantizer.to_preferred_device()
             rows = fit_em(quantizer, sd.frame, holdout=holdout, sample_fraction=fit.em_sample_fraction,
                           sample_rows=fit.sample_rows, seed=fit.seed, driver_fit_max_mb=fit.driver_fit_max_mb,
                           stat_partitions=fit.stat_partitions)
@@ -102,14 +109,31 @@ def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: Da
     else:
         sample = neural_training_sample({s: sd.frame for s, sd in data.items()}, holdout=holdout,
                                         sample_rows=fit.sample_rows, seed=fit.seed)
-        fitted = train_neural_distributed(sample, spec)
-    artifacts = [publish(store, fit, data[s], quantizer, rows, seconds, holdout)
+        fitted = train_neural_distributed(sample, spec, {s: q for s, (_, q) in starts.items()})
+    artifacts = [publish(store, fit, data[s], quantizer, rows, seconds, holdout,
+                         warm_from=starts[s][0] if s in starts else None)
                  for s, (quantizer, rows, seconds) in sorted(fitted.items())]
     return FitOutcome(artifacts=artifacts, rejected={s: d.rejected for s, d in data.items() if d.rejected})
 
 
+def warm_starts(built: Mapping[str, Quantizer], artifacts: Mapping[str, Artifact]) -> dict[str, tuple[int, Quantizer]]:
+    """Per signal of ``built`` in ``artifacts``: the artifact version and its quantizer to start from,
+    for the signals whose quantizer can start from it."""
+    starts = {}
+    for signal, artifact in artifacts.items():
+        if signal not in built:
+            continue
+        previous = artifact.load_quantizer()
+        reason = built[signal].warm_start_refusal(previous)
+        if reason is None:
+            starts[signal] = (artifact.version, previous)
+        else:
+            log.warning("%s: fitting from scratch, not from v%d (cannot warm-start %s)", signal, artifact.version, reason)
+    return starts
+
+
 def publish(store: ArtifactStore, fit: FitConfig, sd: SignalData, quantizer: Quantizer, rows: int,
-            seconds: float, holdout: str) -> FittedArtifact:
+            seconds: float, holdout: str, *, warm_from: int | None = None) -> FittedArtifact:
     """Score ``quantizer`` on the held-out rows and publish it with its manifest."""
     eval_rows = ordered_rows(sd.frame, MAX_EVAL_ROWS, f"eval-{fit.seed}", where=holdout)
     metrics = reconstruction_report(quantizer, eval_rows, seed=fit.seed) if len(eval_rows) > 1 else {}
@@ -129,6 +153,7 @@ def publish(store: ArtifactStore, fit: FitConfig, sd: SignalData, quantizer: Qua
         "train_rows": rows,
         "holdout_rows": int(len(eval_rows)),
         "fit_seconds": round(seconds, 2),
+        "warm_start_from": warm_from,
         "metrics": metrics,
     })
     log.info("published artifact v%d for %s at %s", artifact.version, sd.signal, artifact.path)

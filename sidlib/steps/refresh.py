@@ -3,7 +3,8 @@
 If the newest upstream ``model_version`` differs from the one the current SID version was trained on
 (or there is no current version), fit a new version, encode every item with it, count how many items'
 SID prefixes changed, and switch the pointer (the old version stays for rollback). Otherwise encode
-only new items with the current version. ``refresh.refit`` refits on an unchanged model too. Three
+only new items with the current version. ``refresh.refit`` refits on an unchanged model too, starting
+from the current version's quantizer (``refresh.warm_start``) so that most items keep their SIDs. Three
 cases keep the current version: a pointer a rollback holds (``held``), a new model whose embeddings
 do not yet cover ``min_rollout_coverage`` of the items the current version covers
 (``rollout_incomplete``), and a refit that fails the quality gate (``gated``,
@@ -92,8 +93,9 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     log.info("%s: upstream model %s (current SID trained on %s): fitting a new version", signal, upstream, trained_on)
     signals = fit.signals if signal == FUSION_SIGNAL else [signal]
     versions = json.loads(upstream) if signal == FUSION_SIGNAL else {signal: upstream}
+    warm = {signal: current_artifact} if same_model and policy.warm_start and current_artifact else None
     fitted = fit_artifacts(tables, store, fit, quality, signals=signals, model_versions=versions,
-                           source_version=source_version).artifacts[0]
+                           source_version=source_version, warm_start=warm).artifacts[0]
     encoded = encode_version(tables, store, fitted.artifact, "full", quality=quality, lock_wait_s=lock_wait_s,
                              source_version=source_version)
     if current is None:
