@@ -4,7 +4,8 @@ MiniLM embeddings of the 3,883 MovieLens item texts (the demo's ``text`` signal,
 cache), 20% of items held out. The old fit sees 1/1.1 of the training items; the refit sees all of
 them (10% new) with another seed, either from scratch or warm-started (``Quantizer.warm_start``) from
 the old fit. Reported per quantizer at 24 bits (kmeans: 10): the share of old items whose full SID and
-whose first code the refit keeps, and the held-out cosine loss of each refit. Appends a section to
+whose first code the refit keeps, and the held-out cosine loss of each refit; then the warm refit
+with hysteresis (:func:`sidlib.stability.stable_codes`) at two margins. Appends a section to
 ``benchmarks/RESULTS.md``.
 
     python benchmarks/bench_warm_start.py [--cases rq_kmeans,kmeans,rq_gmm,dpca,fsq,rq_vae,vae_rq_kmeans]
@@ -28,9 +29,12 @@ from sidlib.data.embed import embed_texts  # noqa: E402
 from sidlib.jobs.ingest_demo_data import text_view  # noqa: E402
 from sidlib.metrics import cosine_loss  # noqa: E402
 from sidlib.quantizers import build  # noqa: E402
+from sidlib.stability import stable_codes  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 CASES = ("rq_kmeans", "kmeans", "rq_gmm", "dpca", "fsq", "rq_vae", "vae_rq_kmeans")
+#: Hysteresis margins tried on the warm refit (:func:`sidlib.stability.stable_codes`).
+MARGINS = (0.02, 0.1)
 
 
 def splits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,6 +65,13 @@ def one_case(case: str, old_rows: np.ndarray, all_rows: np.ndarray, test: np.nda
         row[f"{label}_first_kept"] = float(np.mean(after[:, 0] == before[:, 0]))
         row[f"{label}_loss"] = cosine_loss(test, refit.decode(refit.encode(test)))
         row[f"{label}_s"] = time.perf_counter() - start_time
+    # hysteresis on the warm refit: old items keep their codes unless the new ones are clearly better
+    warm_old_loss = cosine_loss(old_rows, refit.decode(after))
+    for margin in MARGINS:
+        kept = stable_codes(refit, old_rows, before, margin, new=after)
+        row[f"h{margin}_sid_kept"] = float(np.mean((kept == before).all(1)))
+        row[f"h{margin}_first_kept"] = float(np.mean(kept[:, 0] == before[:, 0]))
+        row[f"h{margin}_old_loss_ratio"] = cosine_loss(old_rows, refit.decode(kept)) / warm_old_loss
     return row
 
 
@@ -71,14 +82,22 @@ def main() -> int:
     old_rows, all_rows, test = splits()
     lines = ["| quantizer | full SID kept: cold / warm | first code kept: cold / warm | held-out loss: cold / warm "
              "| warm / cold loss | fit s: cold / warm |", "|---|---|---|---|---|---|"]
+    rows: dict[str, dict[str, float]] = {}
     for case in args.cases.split(","):
-        r = one_case(case, old_rows, all_rows, test)
+        r = rows[case] = one_case(case, old_rows, all_rows, test)
         lines.append(f"| {case} | {r['cold_sid_kept']:.3f} / {r['warm_sid_kept']:.3f} | {r['cold_first_kept']:.3f} / "
                      f"{r['warm_first_kept']:.3f} | {r['cold_loss']:.4f} / {r['warm_loss']:.4f} | "
                      f"{r['warm_loss'] / r['cold_loss']:.3f} | {r['cold_s']:.0f} / {r['warm_s']:.0f} |")
         print(lines[-1], flush=True)
+    hysteresis = ["| quantizer | " + " | ".join(f"margin {m}: SID kept / first kept / old items' loss vs warm" for m in MARGINS)
+                  + " |", "|---|" + "---|" * len(MARGINS)]
+    hysteresis += [f"| {case} | " + " | ".join(f"{r[f'h{m}_sid_kept']:.3f} / {r[f'h{m}_first_kept']:.3f} / "
+                                             f"{r[f'h{m}_old_loss_ratio']:.3f}" for m in MARGINS) + " |"
+                   for case, r in rows.items()]
     body = (f"{len(old_rows)} old training items, {len(all_rows)} after 10% new ones, {len(test)} held out; "
-            "old fit seed 0, refits seed 1.\n\n" + "\n".join(lines))
+            "old fit seed 0, refits seed 1.\n\n" + "\n".join(lines)
+            + "\n\nThe warm refit with hysteresis (`sidlib.stability.stable_codes`: an old item keeps its codes "
+            "unless the refit's codes reconstruct it better by more than the margin):\n\n" + "\n".join(hysteresis))
     append_section("Recurring retrain: SIDs kept by a refit with 10% new items, cold vs warm start (bench_warm_start)", body)
     return 0
 

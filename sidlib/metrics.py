@@ -41,10 +41,15 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS_NORM)
 
 
+def row_cosine_loss(X: Any, X_hat: Any) -> np.ndarray:
+    """``1 - cos(x, x_hat)`` of each row, float ``[n]``."""
+    x, x_hat = _paired(X, X_hat)
+    return 1.0 - np.sum(_unit_rows(x) * _unit_rows(x_hat), axis=1)
+
+
 def cosine_loss(X: Any, X_hat: Any) -> float:
     """Mean of ``1 - cos(x, x_hat)`` over rows (0 = same directions, 1 = orthogonal on average)."""
-    x, x_hat = _paired(X, X_hat)
-    return float(np.mean(1.0 - np.sum(_unit_rows(x) * _unit_rows(x_hat), axis=1)))
+    return float(np.mean(row_cosine_loss(X, X_hat)))
 
 
 def mse(X: Any, X_hat: Any) -> float:
@@ -302,6 +307,7 @@ __all__ = [
     "perplexity",
     "reconstruction_report",
     "recall_at_k",
+    "row_cosine_loss",
     "unique_sid_rate",
     "utilization",
 ]
