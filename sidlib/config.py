@@ -210,6 +210,9 @@ class RefreshConfig:
     #: On such a refit, start from the current version's quantizer (its codebooks, or a neural model's
     #: weights) instead of a fresh initialisation, so most items keep their SIDs.
     warm_start: bool = True
+    #: After a warm start, an item keeps its codes of the current version unless the new version's
+    #: codes reconstruct it better by more than this (relative cosine loss; :mod:`sidlib.stability`).
+    stability_margin: float = 0.05
     #: The quality gate (:mod:`sidlib.steps.quality_gate`): a refit switches the pointer only if its
     #: held-out cosine loss is at most ``1 + max_loss_regression`` times the current version's, its
     #: ``utilization_min`` and ``unique_sid_rate`` at most ``max_rate_drop`` below the current ones,
@@ -224,7 +227,7 @@ class RefreshConfig:
     def __post_init__(self) -> None:
         if not 0 < self.min_rollout_coverage <= 1:
             raise ConfigError(f"refresh.min_rollout_coverage must be in (0, 1], got {self.min_rollout_coverage}")
-        for name in ("max_loss_regression", "max_rate_drop", "max_churn"):
+        for name in ("max_loss_regression", "max_rate_drop", "max_churn", "stability_margin"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"refresh.{name} must be in [0, 1], got {getattr(self, name)}")
 

@@ -112,3 +112,22 @@ def test_a_warm_refit_with_another_seed_keeps_every_sid(pipeline) -> None:  # ty
     (from_scratch,) = refresh.run(cold, tables).signals
     assert from_scratch.action == "gated" and from_scratch.changes["sid_changed"] > 0
     assert ArtifactStore(cfg.artifacts.root).get(3).manifest["warm_start_from"] is None
+
+
+def test_after_a_warm_start_items_keep_their_codes_unless_clearly_beaten(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """Another seed holds out other items, so the warm refit trains on other rows and moves codewords.
+    With no margin the encode takes every item's new codes; with refresh.stability_margin an item keeps
+    its current codes unless the new ones reconstruct it that much better: far fewer SIDs change."""
+    cfg, tables = pipeline
+    refresh.run(cfg, tables)
+
+    def refit(margin: float):  # type: ignore[no-untyped-def]
+        policy = dataclasses.replace(cfg.refresh, refit=True, max_churn=0.0, stability_margin=margin)
+        (result,) = refresh.run(dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, seed=1), refresh=policy),
+                                tables).signals
+        return result
+
+    fresh, stable = refit(0.0), refit(1.0)  # both held by the churn check: each compared with v1
+    assert fresh.action == stable.action == "gated"
+    assert stable.candidate_encode.stable_from == fresh.candidate_encode.stable_from == 1
+    assert stable.changes["sid_changed"] < fresh.changes["sid_changed"] / 2

@@ -42,6 +42,8 @@ class EncodeResult(Result):
     item_sids_version: int | None
     rejected: dict[str, int]
     encode_seconds: float
+    #: The version whose codes items kept unless clearly beaten (``None``: every item encoded afresh).
+    stable_from: int | None = None
 
 
 def resolve_artifact(tables: Any, store: ArtifactStore, signal: str, version: int | None) -> Artifact:
@@ -69,15 +71,19 @@ def sid_partitioning(table_format: str) -> list[str]:
 
 
 def encode_version(tables: Any, store: ArtifactStore, artifact: Artifact, mode: Mode, *,
-                   quality: DataQualityConfig, lock_wait_s: float, source_version: int | None = None) -> EncodeResult:
+                   quality: DataQualityConfig, lock_wait_s: float, source_version: int | None = None,
+                   stable_from: tuple[int, float] | None = None) -> EncodeResult:
     """Encode with ``artifact`` into its ``item_sids`` version. Runs writing one version take turns
     (a lock per version under the store's root, waiting up to ``lock_wait_s``): two writers of a new
     version would otherwise both append every row, and two incremental runs would both add the same
-    missing items."""
+    missing items. ``stable_from``: ``(previous version, margin)`` for a full encode after a warm
+    start, whose items keep their codes of the previous version unless the new ones reconstruct
+    them better by more than the margin (:mod:`sidlib.stability`)."""
     hash_size(artifact.manifest["cardinalities"])  # the packed SID must fit int64: fail before any work
     lock = store.root / LOCK_DIR / f"item_sids-v{artifact.version:06d}.lock"
     with locks.exclusive(lock, f"encoding item_sids version {artifact.version}", lock_wait_s):
-        return _encode_locked(tables, store, artifact, mode, quality, source_version)
+        return _encode_locked(tables, store, artifact, mode, quality, source_version,
+                              None if mode == "incremental" else stable_from)
 
 
 def rows_to_encode(tables: Any, artifact: Artifact, mode: Mode, quality: DataQualityConfig,
@@ -96,7 +102,7 @@ def rows_to_encode(tables: Any, artifact: Artifact, mode: Mode, quality: DataQua
 
 
 def _encode_locked(tables: Any, store: ArtifactStore, artifact: Artifact, mode: Mode, quality: DataQualityConfig,
-                   source_version: int | None) -> EncodeResult:
+                   source_version: int | None, stable_from: tuple[int, float] | None) -> EncodeResult:
     start = time.perf_counter()
     rows = rows_to_encode(tables, artifact, mode, quality, source_version)
     if rows.dim != artifact.manifest["dim"]:
@@ -105,10 +111,13 @@ def _encode_locked(tables: Any, store: ArtifactStore, artifact: Artifact, mode: 
     encoded, total, version = write_version(
         tables, rows.frame, root=str(store.root), version=artifact.version, signal=artifact.signal, dim=rows.dim,
         max_abs_value=quality.max_abs_value, incremental=mode == "incremental",
-        partition_by=sid_partitioning(tables.cfg.format))
+        partition_by=sid_partitioning(tables.cfg.format),
+        stable_from=None if stable_from is None else (stable_from[0], len(artifact.manifest["cardinalities"]),
+                                                      stable_from[1]))
     data = rows.settle(encoded)
     log.info("encoded %d items of %s with v%d (%s); item_sids now v%s", encoded, artifact.signal,
              artifact.version, mode, version)
     return EncodeResult(signal=artifact.signal, sid_version=artifact.version, mode=mode, items_encoded=encoded,
                         items_in_version=total, item_sids_version=version, rejected=data.rejected,
-                        encode_seconds=round(time.perf_counter() - start, 2))
+                        encode_seconds=round(time.perf_counter() - start, 2),
+                        stable_from=None if stable_from is None else stable_from[0])

@@ -38,7 +38,8 @@ Action = Literal["incremental", "held", "rollout_incomplete", "gated", "refit", 
 class RefreshResult(Result):
     """What a refresh did for one signal. ``sid_version`` is the version it encoded with (after
     ``refit`` the new current one; after ``lost_race`` the version it fitted, which another run's
-    switch left unused; after ``gated`` the current one, the fitted one being ``candidate_version``).
+    switch left unused; after ``gated`` the current one, the fitted one being ``candidate_version``,
+    encoded as ``candidate_encode``).
     ``metrics``, ``changes``, ``gate`` (every check, passed or not) and ``report`` (the new version's
     report, :mod:`sidlib.version_report`) are set after a fit, ``rollout`` when a rollout held the
     switch back."""
@@ -53,6 +54,7 @@ class RefreshResult(Result):
     changes: dict[str, int] | None = None
     rollout: dict[str, int] | None = None
     candidate_version: int | None = None
+    candidate_encode: EncodeResult | None = None
     gate: list[GateCheck] | None = None
     report: dict[str, Any] | None = None
 
@@ -96,8 +98,10 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     warm = {signal: current_artifact} if same_model and policy.warm_start and current_artifact else None
     fitted = fit_artifacts(tables, store, fit, quality, signals=signals, model_versions=versions,
                            source_version=source_version, warm_start=warm).artifacts[0]
+    warm_from = fitted.artifact.manifest.get("warm_start_from")
+    stable = (warm_from, policy.stability_margin) if current is not None and warm_from == current.sid_version else None
     encoded = encode_version(tables, store, fitted.artifact, "full", quality=quality, lock_wait_s=lock_wait_s,
-                             source_version=source_version)
+                             source_version=source_version, stable_from=stable)
     if current is None:
         report = report_version(tables, store, fitted.artifact)
         switched = switch_pointer(tables, signal, fitted.version, upstream, expected=None)
@@ -116,7 +120,7 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
         log.warning("%s: v%d fails the quality gate against v%d (%s); the pointer stays (refresh.force_switch=true "
                     "switches anyway)", signal, fitted.version, current.sid_version,
                     "; ".join(f"{c.name} {c.candidate:.4g} not {c.direction} {c.bound:.4g}" for c in failed(checks)))
-        return keep_current("gated", candidate_version=fitted.version, **details)
+        return keep_current("gated", candidate_version=fitted.version, candidate_encode=encoded, **details)
     switched = switch_pointer(tables, signal, fitted.version, upstream, expected=current.sid_version)
     return RefreshResult(signal=signal, action="refit" if switched == "switched" else "lost_race",
                          sid_version=fitted.version, model_version=upstream, encode=encoded, **details)
