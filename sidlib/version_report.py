@@ -5,7 +5,8 @@ matplotlib only (the codes come from :func:`sidlib.spark.local_values.version_co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,18 @@ import numpy as np
 
 from sidlib.metrics import bucket_gini, bucket_sizes, perplexity, unique_sid_rate, utilization
 
+log = logging.getLogger(__name__)
+
 #: Buckets listed in the report, and example titles per bucket.
 LARGEST_BUCKETS, EXAMPLES = 5, 3
+#: Titles of the given item ids (those it knows).
+TitleLookup = Callable[[Iterable[int]], Mapping[int, str]]
 
 
 def version_figures(codes: np.ndarray, cardinalities: Sequence[int], item_ids: np.ndarray,
-                    titles: Mapping[int, str], changes: Mapping[str, int] | None) -> dict[str, Any]:
-    """The report's figures over every item of a version (``codes[i]`` is ``item_ids[i]``'s)."""
+                    titles: TitleLookup, changes: Mapping[str, int] | None) -> dict[str, Any]:
+    """The report's figures over the items given (``codes[i]`` is ``item_ids[i]``'s); ``titles`` is
+    asked only for the largest buckets' example items."""
     cards = [int(c) for c in cardinalities]
     usage, perp = utilization(codes, cards), perplexity(codes, cards)
     positions = [{"position": k, "codes": cards[k], "utilization": float(usage[k]), "perplexity": float(perp[k]),
@@ -30,9 +36,11 @@ def version_figures(codes: np.ndarray, cardinalities: Sequence[int], item_ids: n
     for bucket in np.argsort(-counts, kind="stable")[:LARGEST_BUCKETS]:
         if counts[bucket] < 2:
             break
-        members = item_ids[inverse.ravel() == bucket][:EXAMPLES]
         largest.append({"codes": distinct[bucket].tolist(), "items": int(counts[bucket]),
-                        "examples": [titles.get(int(i), str(int(i))) for i in members]})
+                        "examples": [int(i) for i in item_ids[inverse.ravel() == bucket][:EXAMPLES]]})
+    known = titles([i for bucket in largest for i in bucket["examples"]]) if largest else {}
+    for bucket in largest:
+        bucket["examples"] = [known.get(i, str(i)) for i in bucket["examples"]]
     churn = None
     if changes and changes.get("compared"):
         churn = {"compared": int(changes["compared"]),
@@ -42,9 +50,12 @@ def version_figures(codes: np.ndarray, cardinalities: Sequence[int], item_ids: n
             "bucket_gini": bucket_gini(codes), "largest_buckets": largest, "churn": churn}
 
 
-def render(version: int, signal: str, figures: Mapping[str, Any], previous: int | None, plot: str) -> str:
+def render(version: int, signal: str, figures: Mapping[str, Any], previous: int | None, plot: str | None,
+           total: int) -> str:
+    counted = (f"{figures['items']} items" if figures["items"] == total
+               else f"a sample of {figures['items']} of its {total} items (by a hash of item_id)")
     lines = [f"# SID version {version} ({signal})", "",
-             f"{figures['items']} items; unique-SID rate {figures['unique_sid_rate']:.4f}; "
+             f"Over {counted}: unique-SID rate {figures['unique_sid_rate']:.4f}; "
              f"Gini of items per SID {figures['bucket_gini']:.4f}.", "",
              "| position | codes | utilization | perplexity | dead codes |", "|---|---|---|---|---|"]
     lines += [f"| {p['position']} | {p['codes']} | {p['utilization']:.3f} | {p['perplexity']:.1f} | {p['dead_codes']} |"
@@ -63,11 +74,16 @@ def render(version: int, signal: str, figures: Mapping[str, Any], previous: int 
         lines.append(f"Of the {churn['compared']} items v{previous} and v{version} both encode, "
                      f"{churn['first_code_changed']:.2%} changed their first code and {churn['sid_changed']:.2%} "
                      f"their SID.")
-    return "\n".join(lines + ["", f"![code use and bucket sizes]({plot})", ""])
+    return "\n".join(lines + (["", f"![code use and bucket sizes]({plot})"] if plot else []) + [""])
 
 
-def _plot(figures: Mapping[str, Any], codes: np.ndarray, path: Path) -> None:
-    import matplotlib
+def _plot(figures: Mapping[str, Any], codes: np.ndarray, path: Path) -> bool:
+    """Draw the figure; ``False`` (the report goes without it) where matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        log.warning("matplotlib is not installed: the version report has no plot (pip install sidlib[demo])")
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -82,19 +98,23 @@ def _plot(figures: Mapping[str, Any], codes: np.ndarray, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return True
 
 
 def write_version_report(report_dir: str | Path, version: int, signal: str, codes: np.ndarray,
-                         cardinalities: Sequence[int], item_ids: np.ndarray, titles: Mapping[int, str],
-                         *, previous: int | None = None, changes: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """Write ``report.md`` and ``codes.png`` under ``report_dir``; returns their paths and the headline
-    figures (the summary's part of the report)."""
+                         cardinalities: Sequence[int], item_ids: np.ndarray, titles: TitleLookup,
+                         *, total: int | None = None, previous: int | None = None,
+                         changes: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Write ``report.md`` and ``codes.png`` under ``report_dir`` from the codes of ``item_ids`` (all
+    ``total`` items of the version, or a sample of them); returns their paths and the headline figures
+    (the summary's part of the report)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = version_figures(codes, cardinalities, item_ids, titles, changes)
     plot = out / "codes.png"
-    _plot(figures, codes, plot)
+    plotted = _plot(figures, codes, plot)
     markdown = out / "report.md"
-    markdown.write_text(render(version, signal, figures, previous, plot.name))
-    return {"markdown": str(markdown), "plots": [str(plot)],
+    markdown.write_text(render(version, signal, figures, previous, plot.name if plotted else None,
+                               len(codes) if total is None else total))
+    return {"markdown": str(markdown), "plots": [str(plot)] if plotted else [],
             **{k: figures[k] for k in ("items", "unique_sid_rate", "bucket_gini", "churn")}}

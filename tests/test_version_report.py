@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sidlib.jobs import refresh
+from sidlib.spark.local_values import version_codes
 from sidlib.version_report import version_figures
 
 # 6 items, 2 positions of 4 codes: items 10, 11, 12 share SID (0, 1); 13 and 14 share (2, 3).
@@ -18,7 +19,14 @@ TITLES = {10: "Alien", 11: "Aliens", 12: "Alien 3", 13: "Heat"}
 
 
 def test_figures_of_hand_made_codes() -> None:
-    figures = version_figures(CODES, [4, 4], IDS, TITLES, {"compared": 4, "prefix_changed": 1, "sid_changed": 2})
+    asked = []
+
+    def titles(ids):  # type: ignore[no-untyped-def]
+        asked.extend(ids)
+        return {i: TITLES[i] for i in ids if i in TITLES}
+
+    figures = version_figures(CODES, [4, 4], IDS, titles, {"compared": 4, "prefix_changed": 1, "sid_changed": 2})
+    assert sorted(asked) == [10, 11, 12, 13, 14]  # only the examples' titles are looked up
     assert [p["dead_codes"] for p in figures["positions"]] == [1, 1]  # codes 3 and 2 unused
     assert [p["utilization"] for p in figures["positions"]] == [0.75, 0.75]
     assert figures["unique_sid_rate"] == pytest.approx(3 / 6)
@@ -37,9 +45,12 @@ def test_every_refit_writes_a_report_next_to_its_artifact(pipeline) -> None:  # 
     report = Path(first.report["markdown"])
     assert report.parent == Path(cfg.artifacts.root).resolve() / "reports" / "v000001"
     text = report.read_text()
-    assert text.startswith("# SID version 1 (text)") and "No previous version." in text
+    assert text.startswith("# SID version 1 (text)") and "No previous version." in text and "Over 120 items" in text
     assert all(Path(p).stat().st_size > 0 for p in first.report["plots"])
     assert first.report["items"] == 120 and first.report["churn"] is None
+    ids, codes, total = version_codes(tables, 1, max_items=60)  # beyond the cap: a hash-picked sample
+    assert total == 120 and 30 <= len(ids) <= 90 and codes.shape == (len(ids), 3)
+    assert np.array_equal(ids, np.sort(ids))
 
     refit = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, seed=1),
                                 refresh=dataclasses.replace(cfg.refresh, refit=True, force_switch=True))

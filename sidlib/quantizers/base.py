@@ -278,6 +278,11 @@ class Quantizer(nn.Module, ABC):
         if previous.dim != self.dim or previous.cardinalities != self.cardinalities:
             return (f"a {self.dim}-d quantizer with cardinalities {self.cardinalities} from a {previous.dim}-d one "
                     f"with {previous.cardinalities}")
+        shapes = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in previous.state_dict().items()}
+        if shapes != theirs:  # e.g. another hidden width or inner model inside a VQ-VAE
+            differ = sorted(k for k in set(shapes) | set(theirs) if shapes.get(k) != theirs.get(k))
+            return f"the models' state differs ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''})"
         return None
 
     def _warm_start_from(self, previous: "Quantizer") -> None:

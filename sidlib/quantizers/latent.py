@@ -125,7 +125,8 @@ class LatentQuantizer(NeuralQuantizer):
         self.to_preferred_device().train()
         sample = self.sample_rows(batches)
         self.generator.manual_seed(self.seed)
-        if not self.warm:  # a warm start keeps the encoder, decoder and codebooks it loaded
+        if not self.warm:  # a warm start keeps the encoder, decoder and codebooks it loaded (with an EM
+            # inner model the encoder is trained only here, so warm refits keep the previous encoder)
             self._fit(self._autoencode, self.parameters(), batches, epochs=self.warmup_epochs, label="warm-up")
         if isinstance(self.inner, EMQuantizer):
             if self.warm:
@@ -145,6 +146,12 @@ class LatentQuantizer(NeuralQuantizer):
     def init_from_sample(self, sample: torch.Tensor) -> None:
         """Initialise the (neural) inner quantizer on the latents of ``sample``."""
         self.inner.prepare_training(self.encoder(sample))
+
+    def begin_training(self) -> None:
+        """After a warm start the inner quantizer was not prepared by :meth:`init_from_sample`: set up
+        its training tracking here (dead codes of an RQ-VAE inner)."""
+        if self.warm:
+            self.inner.begin_training()  # type: ignore[union-attr]
 
     def _fit(self, forward: Forward, parameters: Iterable[nn.Parameter], batches: BatchStream, *,
              epochs: int | None = None, label: str | None = None,

@@ -128,12 +128,15 @@ class RQVAE(ResidualQuantizer):
         return (torch.arange(self.levels) < keep[:, None]).float().to(self.torch_device)
 
     def init_from_sample(self, sample: torch.Tensor) -> None:
-        """Greedy residual k-means (a few Lloyd steps per level); also starts dead-code tracking."""
+        """Greedy residual k-means (a few Lloyd steps per level)."""
         residual = sample
         for level in range(self.levels):
             centers, labels = lloyd(residual, self.codebook_size, self.generator)
             self.codebooks[level] = centers
             residual = residual - centers[labels]
+
+    def begin_training(self) -> None:
+        """Start dead-code tracking on the codebooks training starts from (initialised or warm)."""
         self._dead_codes = DeadCodes(self.codebooks, self.dead_code_window, self.generator)
 
     def after_train_step(self) -> None:

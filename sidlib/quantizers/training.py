@@ -221,10 +221,13 @@ class NeuralQuantizer(Quantizer):
         """Reseed the generator and initialise the learned state from ``sample`` (no gradients; not
         after a warm start). The VQ-VAE calls this on a sample of encoder latents for its inner quantizer."""
         self.generator.manual_seed(self.seed)
-        if self.warm:  # warm start: the loaded state is the starting point
-            return
         with torch.no_grad():
-            self.init_from_sample(sample)
+            if not self.warm:  # a warm start's loaded state is the starting point
+                self.init_from_sample(sample)
+            self.begin_training()
+
+    def begin_training(self) -> None:
+        """Set up what training tracks (after the initialisation or a warm start); default nothing."""
 
     @abstractmethod
     def init_from_sample(self, sample: torch.Tensor) -> None:

@@ -69,6 +69,6 @@ def values_matrix(values: Any, rows: int, dim: int) -> np.ndarray:
 def code_matrix(column: Any, n_codes: int) -> np.ndarray:
     """An Arrow ``list<int>`` column of ``n_codes``-long rows (no nulls) as an int64 ``[n, n_codes]`` matrix."""
     column, lengths = list_lengths(column)
-    if column.null_count or (lengths != n_codes).any():
+    if column.null_count or (lengths != n_codes).any() or column.flatten().null_count:
         raise InvalidInputError(f"codes must be non-null lists of {n_codes} within a batch")
     return column.flatten().to_numpy(zero_copy_only=False).astype(np.int64).reshape(len(column), n_codes)

@@ -37,19 +37,31 @@ def item_sids(tables: Tables, signal: str, version: int) -> dict[int, int]:
     return dict(zip(rows["item_id"].astype(int), rows["sid"].astype(int)))
 
 
-def version_codes(tables: Tables, version: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(item_ids, codes [n, n_codes])`` of one ``item_sids`` version, in item-id order (the table's
-    latest state: a version's rows are replaced together, never edited)."""
-    rows = tables.read_unpinned("item_sids").where(sid_version_is(version)).select("item_id", "codes").toPandas()
-    if rows.empty:
-        raise TableError(f"item_sids has no rows for version {version}")
-    rows = rows.sort_values("item_id")
-    return rows["item_id"].to_numpy(np.int64), np.stack(rows["codes"].to_numpy()).astype(np.int64)
+def version_codes(tables: Tables, version: int, max_items: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(item_ids, codes [n, n_codes], items in the version)`` of one ``item_sids`` version, in item-id
+    order: every item, or a sample of about ``max_items`` by a hash of item_id when the version has
+    more (so the driver holds a bounded matrix). The table's latest state: a version's rows are
+    replaced together, never edited."""
+    from sidlib.spark.sampling import hash_fraction
+
+    rows = tables.read_unpinned("item_sids").where(sid_version_is(version)).select("item_id", "codes")
+    total = rows.count()
+    if total > max_items:
+        rows = rows.where(f"{hash_fraction('item_id', 'report')} < {max_items / total!r}")
+    local = rows.toPandas().sort_values("item_id")
+    if local.empty:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.int64), total
+    return local["item_id"].to_numpy(np.int64), np.stack(local["codes"].to_numpy()).astype(np.int64), total
 
 
-def item_titles(tables: Tables) -> dict[int, str]:
-    """``item_id -> title`` of the ``items`` table."""
-    items = tables.read("items").frame.select("item_id", "title").toPandas()
+def item_titles(tables: Tables, item_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """``item_id -> title`` of the ``items`` table (of ``item_ids`` only, when given)."""
+    frame = tables.read("items").frame.select("item_id", "title")
+    if item_ids is not None:
+        from pyspark.sql import functions as F
+
+        frame = frame.where(F.col("item_id").isin([int(i) for i in item_ids]))
+    items = frame.toPandas()
     return {int(k): str(v) for k, v in zip(items["item_id"], items["title"])}
 
 

@@ -6,7 +6,11 @@ loss, within ``refresh.max_loss_regression`` relative), the codes it uses (``uti
 how many items share a SID (``unique_sid_rate``, each within ``refresh.max_rate_drop`` absolute), all
 as recorded in the two artifacts' manifests. When the upstream model is unchanged the items' meaning
 is too, so the share of items whose SID changed (churn) must also stay within ``refresh.max_churn``.
-A check whose figure either manifest lacks (an artifact from before it was recorded) is skipped."""
+A check whose figure either manifest lacks (an artifact from before it was recorded) is skipped.
+The manifests score each quantizer's own codes on its held-out items; after a warm start the items
+served keep some previous codes (hysteresis), which the churn figure counts but the loss does not.
+On a new upstream model the losses compare two embedding spaces, and with another ``fit.seed`` two
+hold-outs."""
 
 from __future__ import annotations
 

@@ -12,14 +12,20 @@ from sidlib.version_report import write_version_report
 #: Where the reports go, under ``artifacts.root`` (beside the versions, never inside their checksummed
 #: directories): ``reports/v<NNNNNN>/report.md``.
 REPORT_DIR = "reports"
+#: Items whose codes the driver collects for a report (a hash-picked sample beyond): ~50 MB of codes.
+MAX_REPORT_ITEMS = 2_000_000
 
 
 def report_version(tables: Any, store: ArtifactStore, artifact: Artifact, *, previous: int | None = None,
                    changes: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Write the report of ``artifact``'s ``item_sids`` version (titles from ``items`` when it exists;
-    churn against ``previous`` from ``changes``); returns its paths and headline figures."""
-    item_ids, codes = version_codes(tables, artifact.version)
-    titles = item_titles(tables) if tables.exists("items") else {}
+    churn against ``previous`` from ``changes``); returns its paths and headline figures (no report
+    for a version without rows)."""
+    item_ids, codes, total = version_codes(tables, artifact.version, MAX_REPORT_ITEMS)
+    if not total:
+        return {"markdown": None, "plots": [], "items": 0}
+    has_titles = tables.exists("items")
     return write_version_report(store.root / REPORT_DIR / f"v{artifact.version:06d}", artifact.version, artifact.signal,
-                                codes, artifact.manifest["cardinalities"], item_ids, titles,
-                                previous=previous, changes=changes)
+                                codes, artifact.manifest["cardinalities"], item_ids,
+                                (lambda ids: item_titles(tables, ids)) if has_titles else (lambda ids: {}),
+                                total=total, previous=previous, changes=changes)
