@@ -132,17 +132,12 @@ def unique_sid_rate(codes: Any) -> float:
     return sizes.size / sizes.sum()
 
 
-def bucket_sizes(codes: Any) -> np.ndarray:
-    """Items per distinct code vector (per SID), largest first."""
-    return np.sort(_group_sizes(codes))[::-1]
-
-
-def bucket_gini(codes: Any) -> float:
-    """Gini coefficient of the items per SID: 0 when every SID holds as many items (e.g. all unique),
-    towards 1 when a few SIDs hold most items."""
-    sizes = np.sort(_group_sizes(codes)).astype(np.float64)
-    n = sizes.size
-    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * sizes) / (n * sizes.sum()))
+def gini(sizes: Any) -> float:
+    """Gini coefficient of non-negative sizes (e.g. items per SID): 0 when all are equal (every item its
+    own SID), towards 1 when a few hold nearly everything."""
+    ordered = np.sort(np.asarray(sizes, dtype=np.float64))
+    n = ordered.size
+    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * ordered) / (n * ordered.sum()))
 
 
 def largest_collision_bucket(codes: Any) -> int:
@@ -298,9 +293,8 @@ def reconstruction_report(
 
 
 __all__ = [
-    "bucket_gini",
-    "bucket_sizes",
     "cosine_loss",
+    "gini",
     "largest_collision_bucket",
     "mse",
     "normalized_entropy",

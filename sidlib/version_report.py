@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sidlib.metrics import bucket_gini, bucket_sizes, perplexity, unique_sid_rate, utilization
+from sidlib.metrics import gini, perplexity, utilization
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def version_figures(codes: np.ndarray, cardinalities: Sequence[int], item_ids: n
     usage, perp = utilization(codes, cards), perplexity(codes, cards)
     positions = [{"position": k, "codes": cards[k], "utilization": float(usage[k]), "perplexity": float(perp[k]),
                   "dead_codes": int(round(cards[k] * (1 - usage[k])))} for k in range(len(cards))]
+    # one grouping of the items by SID serves the bucket figures, the largest buckets and the plot
     distinct, inverse = np.unique(codes, axis=0, return_inverse=True)
     counts = np.bincount(inverse.ravel(), minlength=len(distinct))
     largest = []
@@ -46,8 +47,8 @@ def version_figures(codes: np.ndarray, cardinalities: Sequence[int], item_ids: n
         churn = {"compared": int(changes["compared"]),
                  "first_code_changed": changes["prefix_changed"] / changes["compared"],
                  "sid_changed": changes["sid_changed"] / changes["compared"]}
-    return {"items": int(len(codes)), "positions": positions, "unique_sid_rate": unique_sid_rate(codes),
-            "bucket_gini": bucket_gini(codes), "largest_buckets": largest, "churn": churn}
+    return {"items": int(len(codes)), "positions": positions, "unique_sid_rate": len(counts) / len(codes),
+            "bucket_gini": gini(counts), "bucket_sizes": counts, "largest_buckets": largest, "churn": churn}
 
 
 def render(version: int, signal: str, figures: Mapping[str, Any], previous: int | None, plot: str | None,
@@ -77,7 +78,7 @@ def render(version: int, signal: str, figures: Mapping[str, Any], previous: int 
     return "\n".join(lines + (["", f"![code use and bucket sizes]({plot})"] if plot else []) + [""])
 
 
-def _plot(figures: Mapping[str, Any], codes: np.ndarray, path: Path) -> bool:
+def _plot(figures: Mapping[str, Any], path: Path) -> bool:
     """Draw the figure; ``False`` (the report goes without it) where matplotlib is not installed."""
     try:
         import matplotlib
@@ -92,7 +93,7 @@ def _plot(figures: Mapping[str, Any], codes: np.ndarray, path: Path) -> bool:
     positions = figures["positions"]
     left.bar([p["position"] for p in positions], [p["utilization"] for p in positions])
     left.set(xlabel="code position", ylabel="utilization", ylim=(0, 1.05), title="codes used per position")
-    sizes = bucket_sizes(codes)
+    sizes = figures["bucket_sizes"]
     right.hist(sizes, bins=np.arange(1, sizes.max() + 2) - 0.5, log=True)
     right.set(xlabel="items per SID", ylabel="SIDs", title="bucket sizes")
     fig.tight_layout()
@@ -112,7 +113,7 @@ def write_version_report(report_dir: str | Path, version: int, signal: str, code
     out.mkdir(parents=True, exist_ok=True)
     figures = version_figures(codes, cardinalities, item_ids, titles, changes)
     plot = out / "codes.png"
-    plotted = _plot(figures, codes, plot)
+    plotted = _plot(figures, plot)
     markdown = out / "report.md"
     markdown.write_text(render(version, signal, figures, previous, plot.name if plotted else None,
                                len(codes) if total is None else total))

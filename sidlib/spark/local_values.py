@@ -15,6 +15,7 @@ import pandas as pd
 
 from sidlib import schemas
 from sidlib.errors import TableError
+from sidlib.spark.sequences import signal_sids
 from sidlib.spark.tables import Tables, equality_predicate, sid_version_is
 
 
@@ -32,8 +33,7 @@ def content_matrix(tables: Tables, signal: str, model_version: str) -> tuple[np.
 
 def item_sids(tables: Tables, signal: str, version: int) -> dict[int, int]:
     """``item_id -> sid`` of one SID version of ``signal``."""
-    rows = tables.read("item_sids").frame.where(
-        equality_predicate({"signal": signal, "sid_version": int(version)})).select("item_id", "sid").toPandas()
+    rows = signal_sids(tables.read("item_sids").frame, signal, version).select("item_id", "sid").toPandas()
     return dict(zip(rows["item_id"].astype(int), rows["sid"].astype(int)))
 
 
