@@ -393,17 +393,13 @@ class EvaluateConfig:
             raise ConfigError(f"evaluate.variants: {exc}") from None
         if not self.seeds:
             raise ConfigError("evaluate.seeds is empty")
-        for name in ("epochs", "batch_size", "eval_every", "embedding_dim", "heads", "hidden", "user_buckets",
-                     "item_buckets", "max_table_rows", "recall_queries", "neighbours"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"evaluate.{name} must be >= 1, got {getattr(self, name)}")
-        if self.patience < 0:
-            raise ConfigError(f"evaluate.patience must be >= 0, got {self.patience}")
+        check_at_least("evaluate", self, {
+            **dict.fromkeys(("epochs", "batch_size", "eval_every", "embedding_dim", "heads", "hidden", "user_buckets",
+                             "item_buckets", "max_table_rows", "recall_queries", "neighbours", "max_steps",
+                             "threads"), 1),
+            "patience": 0})
         if not self.learning_rate > 0:
             raise ConfigError(f"evaluate.learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("max_steps", "threads"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"evaluate.{name} must be >= 1 or null, got {getattr(self, name)}")
         if not 0 < self.confidence < 1:
             raise ConfigError(f"evaluate.confidence must be in (0, 1), got {self.confidence}")
         if any(k < 1 for k in self.recall_k):
