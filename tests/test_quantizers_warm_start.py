@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 from sidlib.errors import InvalidInputError
+from sidlib.data.synthetic import clustered_embeddings
 from sidlib.quantizers import build
 
-from conftest import EMBEDDING_CACHE
-
-X = np.load(EMBEDDING_CACHE / "all-MiniLM-L6-v2.npz")["vectors"][:600].astype(np.float32)
+X = clustered_embeddings(600, seed=3)
 NEURAL = {"epochs": 1}
 
 

@@ -7,12 +7,11 @@ import pytest
 
 from sidlib.errors import InvalidInputError
 from sidlib.metrics import row_cosine_loss
+from sidlib.data.synthetic import clustered_embeddings
 from sidlib.quantizers import build
 from sidlib.stability import stable_codes
 
-from conftest import EMBEDDING_CACHE
-
-X = np.load(EMBEDDING_CACHE / "all-MiniLM-L6-v2.npz")["vectors"][:400].astype(np.float32)
+X = clustered_embeddings(400, seed=3)
 
 
 @pytest.fixture(scope="module")
