@@ -1,9 +1,10 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Point-in-time user histories with Semantic IDs
-# MAGIC Builds `sequences` (for every impression, the user's last N events strictly before it, with the
-# MAGIC history items' SIDs, padded with a mask) and `ranker_training` (plus a time-based split), then
-# MAGIC reads a few training batches through Petastorm into torch.
+# MAGIC Builds the user histories (`sequences.layout`: `compact` stores each user's events once and one
+# MAGIC row per impression pointing into them; `materialized` stores every impression's last N events in
+# MAGIC its row) and the ranker's training table (plus a time-based split), then reads a few training
+# MAGIC batches through Petastorm into torch, histories of `sequences.history_length` events.
 # MAGIC Runs on Databricks or locally: `python notebooks/02_sequences.py`.
 
 # COMMAND ----------
@@ -14,20 +15,8 @@ from sidlib.reader import dataloader_from_config
 
 cfg, tables = open_pipeline()
 built = build_sequences.run(cfg, tables)
-print(f"sequences: {built['written']['sequences']['rows']} impressions, history length {cfg.sequences.history_length}, "
-      f"SIDs of {built['signal']} v{built['sid_version']}")
-
-# COMMAND ----------
-
-# MAGIC %md ## A heavy user's most recent impression: history strictly before it, most recent last
-
-# COMMAND ----------
-
-heaviest = tables.read("events").frame.groupBy("user_id").count().orderBy("count", ascending=False).first()["user_id"]
-row = (tables.read("sequences").frame.where(f"user_id = {heaviest}").orderBy("ts", ascending=False).first())
-print(f"user {heaviest}: impression of item {row['item_id']} at ts {row['ts']}, {row['hist_len']} history events")
-print("last 5 history items:", row["hist_item_ids"][-5:], "at", row["hist_ts"][-5:], "SIDs", row["hist_sids"][-5:])
-assert max(t for t, m in zip(row["hist_ts"], row["hist_mask"]) if m) < row["ts"]
+print(f"{built['layout']} layout: " + ", ".join(f"{t} {w['rows']} rows" for t, w in built["written"].items())
+      + f"; SIDs of {built['signal']} v{built['sid_version']}")
 
 # COMMAND ----------
 
@@ -42,3 +31,17 @@ for i, batch in enumerate(loader):
     print({name: tuple(t.shape) for name, t in batch.items()})
     if i == 2:
         break
+
+# COMMAND ----------
+
+# MAGIC %md ## The longest history in that batch: events strictly before the impression, most recent last
+
+# COMMAND ----------
+
+row = int(batch["hist_len"].argmax())
+mask = batch["hist_mask"][row]
+print(f"user {int(batch['user_id'][row])}: impression of item {int(batch['item_id'][row])} at ts "
+      f"{int(batch['ts'][row])}, {int(batch['hist_len'][row])} history events")
+print("last 5 history items:", batch["hist_item_ids"][row, -5:].tolist(), "at", batch["hist_ts"][row, -5:].tolist(),
+      "SIDs", batch["hist_sids"][row, -5:].tolist())
+assert int(batch["hist_ts"][row][mask].max()) < int(batch["ts"][row])

@@ -26,8 +26,8 @@ from sidlib.variants import parse_variants
 
 #: A packed SID is one int64 (``sidlib.sid.pack``): budgets beyond it cannot be encoded.
 MAX_BITS = 63
-#: Longest user history ``build_sequences`` accepts: every impression row carries this many events'
-#: codes and n-grams, so the row size (and each task's memory) grows with it.
+#: Longest user history ``build_sequences`` materializes or the compact layout's reader assembles: a
+#: batch holds this many events per impression, so its size grows with it.
 MAX_HISTORY_LENGTH = 100_000
 #: ``fit.device``: ``auto`` (CUDA when a task sees a GPU), ``cpu``, ``cuda`` or ``cuda:<index>``, ``mps``.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
@@ -88,6 +88,9 @@ class TablesConfig:
     sid_pointer: str = "sid_pointer"
     sequences: str = "sequences"
     ranker_training: str = "ranker_training"
+    user_histories: str = "user_histories"
+    impressions: str = "impressions"
+    ranker_impressions: str = "ranker_impressions"
     rejected_rows: str = "rejected_rows"
     #: Target size of the Delta files the embedded engine writes (Sail's ``targetFileSize`` write option;
     #: classic Spark and Databricks size files themselves). Sail's Delta writer holds an open file in
@@ -295,24 +298,44 @@ class DataQualityConfig:
 class SequencesConfig:
     """``build_sequences``: for every event (impression), the user's last ``history_length`` events
     strictly before it, with the SIDs of one ``signal`` at one ``sid_version`` (``null`` = the signal's
-    current version in ``sid_pointer``, else the newest in ``item_sids``). Users with more than
-    ``max_events_per_task`` events are split into time-ordered chunks that each carry the events
-    their histories need, so one task never holds more than about that many plus 2 x history_length
-    events of one user."""
+    current version in ``sid_pointer``, else the newest in ``item_sids``).
+
+    ``layout``: ``compact`` stores each user's events once (``user_histories``) and per impression a
+    pointer into them (``impressions``); the reader assembles histories of any length, by default
+    ``history_length``, so the build costs O(events) whatever the length. ``materialized`` stores
+    every impression's history in its row (``sequences``): for short histories and readers that
+    cannot assemble. Users with more than ``max_events_per_task`` events are split into time-ordered
+    chunks, so one task never holds more than about that many (plus 2 x history_length when
+    materialized) events of one user."""
 
     history_length: int = 50
     signal: str = "text"
     sid_version: int | None = None
+    layout: Literal["compact", "materialized"] = "compact"
     max_events_per_task: int = 20_000
-    #: Target impressions per written file (its row group is what Petastorm reads at once; a row is
-    #: ~2 KB decoded at history_length 50).
+    #: Materialized: target impressions per written file (its row group is what Petastorm reads at
+    #: once; a row is ~2 KB decoded at history_length 50).
     rows_per_file: int = 50_000
+    #: Compact: users are hashed into buckets of about this many events; a reader holds one bucket's
+    #: histories at a time (~28 bytes per event).
+    events_per_bucket: int = 1_000_000
 
     def __post_init__(self) -> None:
-        check_at_least("sequences", self, {"history_length": 1, "max_events_per_task": 1, "rows_per_file": 1})
+        check_at_least("sequences", self, {"history_length": 1, "max_events_per_task": 1, "rows_per_file": 1,
+                                           "events_per_bucket": 1})
         if self.history_length > MAX_HISTORY_LENGTH:
             raise ConfigError(f"sequences.history_length must be at most {MAX_HISTORY_LENGTH}, got "
                               f"{self.history_length}")
+
+    @property
+    def output_tables(self) -> tuple[str, ...]:
+        """The logical tables ``build_sequences`` writes in this layout."""
+        return ("user_histories", "impressions") if self.layout == "compact" else ("sequences",)
+
+    @property
+    def training_table(self) -> str:
+        """The logical table ``export_training_data`` writes (and the ranker reads) in this layout."""
+        return "ranker_impressions" if self.layout == "compact" else "ranker_training"
 
 
 @dataclass

@@ -68,9 +68,9 @@ def by_table() -> dict[str, dict[str, str]]:
 #: One row per impression (= ``events`` row): the user's last N events strictly before it (``ts`` <
 #: the impression's ``ts``; ties ordered by ``(ts, item_id, click, conv)``), right-aligned (most
 #: recent last, padding on the left), and the SIDs of one ``signal``/``sid_version``.
-#: Conventions: padded slots have ``hist_mask`` 0, item id 0, ts 0, click 0, sid -1 and codes -1;
-#: an item without a SID (real event, mask 1, or the target) has sid -1, codes -1 and ngrams -1.
-#: ``hist_codes`` is ``[N * n_codes]`` flattened slot-major (slot t's codes at ``t*n_codes ...``).
+#: Conventions: padded slots have ``hist_mask`` 0, item id 0, ts 0, click 0 and sid -1; an item
+#: without a SID (real event, mask 1, or the target) has sid -1, codes -1 and ngrams -1. A history
+#: slot's codes are its packed SID unpacked (``sidlib.sid.unpack``, SIDE: ``side_codes``), not stored.
 SEQUENCES = {
     "user_id": "bigint",
     "item_id": "bigint",
@@ -87,12 +87,40 @@ SEQUENCES = {
     "hist_ts": "array<bigint>",
     "hist_clicks": "array<int>",
     "hist_sids": "array<bigint>",
-    "hist_codes": "array<int>",
     "hist_mask": "array<int>",
 }
 
 #: ``sequences`` plus a time-based ``split`` (one of :data:`SPLITS`); partitioned by ``split``.
 RANKER_TRAINING = {**SEQUENCES, "split": "string"}
+
+#: The compact layout (``sequences.layout: compact``, ``sidlib.spark.histories``): each user's events
+#: once, per user and chunk of at most ``sequences.max_events_per_task`` events, in the tie order of
+#: ``sequences`` (``r = chunk * max_events_per_task + position``); partitioned by ``user_bucket``.
+USER_HISTORIES = {
+    "user_id": "bigint",
+    "chunk": "bigint",
+    "user_bucket": "int",
+    "signal": "string",
+    "sid_version": "bigint",
+    "item_ids": "array<bigint>",
+    "ts": "array<bigint>",
+    "clicks": "array<int>",
+    "sids": "array<bigint>",
+}
+
+#: One row per impression of the compact layout: ``sequences`` without the history arrays, plus
+#: ``hist_end`` (the user's events with a strictly smaller ``ts``: the history is the user's events
+#: ``[hist_end - N, hist_end)`` for the N a reader asks for) and the ``user_histories`` version it
+#: points into (null on Parquet); partitioned by ``user_bucket``.
+IMPRESSIONS = {
+    **{k: v for k, v in SEQUENCES.items() if not k.startswith("hist_")},
+    "hist_end": "bigint",
+    "user_bucket": "int",
+    "histories_version": "bigint",
+}
+
+#: ``impressions`` plus the time-based ``split``; partitioned by ``split`` and ``user_bucket``.
+RANKER_IMPRESSIONS = {**IMPRESSIONS, "split": "string"}
 
 #: The values of ``ranker_training.split``, in time order.
 SPLITS = ("train", "valid", "test")

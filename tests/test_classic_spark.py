@@ -61,6 +61,7 @@ def test_fit_encode_and_sequences_on_classic_spark_parquet(tmp_path: Path) -> No
     np.testing.assert_array_equal(np.stack(got["sids"]["codes"].to_numpy()), expected)
 
     # build_sequences on the same engine: one row per event, histories strictly before the impression
+    cfg.sequences.layout = "materialized"
     built = run_with_session(build_sequences.run, cfg)
     assert built["written"]["sequences"]["rows"] == built["inputs"]["events"]["rows"] > 0
     seq = run_with_session(lambda c, tables: {"rows": tables.read("sequences").frame.toPandas()}, cfg)["rows"]

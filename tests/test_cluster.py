@@ -21,11 +21,13 @@ import pandas as pd
 import pytest
 
 from sidlib.config import TablesConfig
+from sidlib.reader import make_dataloader
 from sidlib.spark import pointer
 from sidlib.spark.standalone import LOOPBACK, StandaloneCluster, finish, free_port
 from sidlib.spark.tables import Tables
 
 from conftest import EMBEDDING_CACHE, REPO_ROOT
+from test_export_reader import rows_of
 
 pytestmark = pytest.mark.cluster
 
@@ -142,12 +144,14 @@ def test_every_job_on_the_cluster_and_sids_equal_the_embedded_engines(cluster: S
         ("ingest_demo_data", ["ingest.text_model_version=minilm-v2"]), ("refresh", []),  # new upstream model: text v5
         ("rollback", ["rollback.signal=text"]), ("rollback", ["rollback.signal=text", "rollback.sid_version=5"]),
         ("sweep", ["sweep.quantizer=dpca", "sweep.bits=12", "sweep.max_points=2", f"sweep.output={on / 'best.yaml'}"]),
-        ("build_sequences", ["sequences.history_length=10"]), ("export_training_data", []),
+        ("build_sequences", ["sequences.history_length=10"]), ("export_training_data", []),  # compact layout
+        ("build_sequences", ["sequences.layout=materialized", "sequences.history_length=10"]),
+        ("export_training_data", ["sequences.layout=materialized"]),
         ("evaluate_ranker", ["evaluate.variants=[id,side]", "evaluate.seeds=[0]", "evaluate.epochs=1", "evaluate.max_steps=3",
                       "evaluate.recall_queries=50", f"evaluate.report_dir={report}"]),
     ]
     (inspected, fit1, enc1, fit2, enc2, incremental, first, again, _, second, back, forward, _, built, exported,
-     evaluated) = on_cluster(cluster, on, chain)
+     materialized, exported_materialized, evaluated) = on_cluster(cluster, on, chain)
     assert inspected["tables"]["items"]["rows"] == ITEMS
     assert [fit1["artifacts"][0]["version"], fit2["artifacts"][0]["version"]] == [1, 2]
     assert enc1["items_in_version"] == enc2["items_in_version"] == ITEMS
@@ -161,8 +165,14 @@ def test_every_job_on_the_cluster_and_sids_equal_the_embedded_engines(cluster: S
     assert (back["from_version"], back["to_version"]) == (5, first["text"]["sid_version"])
     assert (forward["from_version"], forward["to_version"]) == (first["text"]["sid_version"], 5)
     assert (on / "best.yaml").is_file()
-    assert built["sid_version"] == 5 and built["written"]["sequences"]["rows"] == built["inputs"]["events"]["rows"] > 1000
-    assert sum(s["rows"] for s in exported["splits"].values()) == built["written"]["sequences"]["rows"]
+    events = built["inputs"]["events"]["rows"]
+    assert built["sid_version"] == 5 and built["written"]["impressions"]["rows"] == events > 1000
+    assert materialized["written"]["sequences"]["rows"] == events
+    assert exported["splits"] == exported_materialized["splits"] and sum(s["rows"] for s in exported["splits"].values()) == events
+    tables = on / "tables"  # both layouts' tables, written by the cluster, give the same reader rows
+    assert rows_of(make_dataloader(str(tables / "ranker_impressions"), fmt="parquet", split="test",
+                                   histories=str(tables / "user_histories"), history_length=10)) == \
+        rows_of(make_dataloader(str(tables / "ranker_training"), fmt="parquet", split="test"))
     assert evaluated and any(report.glob("*.md"))
 
     # the same rows and seed on the embedded engine: byte-identical SIDs, EM and neural

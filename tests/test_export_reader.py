@@ -3,6 +3,7 @@ streams a Delta snapshot (or a Parquet directory) into torch batches, on the dem
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ from deltalake import DeltaTable
 
 from sidlib import schemas
 from sidlib.config import ExportConfig, EngineConfig, SidlibConfig, TablesConfig
-from sidlib.errors import ConfigError
+from sidlib.errors import ConfigError, TableError
 from sidlib.jobs import build_sequences, export_training_data, train_preview
-from sidlib.reader import dataloader_from_config, make_dataloader, snapshot_files
+from sidlib.ranker.train import load_split
+from sidlib.reader import dataloader_from_config, files_by_bucket, make_dataloader, snapshot_files
 from sidlib.spark.tables import Tables
 
 from test_sequences import has_sid, sequences_env, synthetic_item_sids, write_item_sids
@@ -65,7 +67,7 @@ def test_split_is_time_ordered_and_complete(exported) -> None:  # type: ignore[n
     out = table.sort_values(["user_id", "item_id", "ts"]).reset_index(drop=True)
     for col in ("user_id", "item_id", "ts", "click", "conv", "target_sid", "hist_len"):
         assert (seq[col].to_numpy() == out[col].to_numpy()).all(), col
-    for col in ("hist_item_ids", "hist_codes", "hist_mask", "target_ngrams"):
+    for col in ("hist_item_ids", "hist_sids", "hist_mask", "target_ngrams"):
         np.testing.assert_array_equal(np.stack(seq[col].to_numpy()), np.stack(out[col].to_numpy()))
 
 
@@ -100,7 +102,6 @@ def test_reader_yields_typed_batches_and_every_row_once(exported) -> None:  # ty
             assert batch["hist_item_ids"].shape == (b, N) and batch["hist_item_ids"].dtype == torch.int64
             assert batch["hist_sids"].shape == (b, N) and batch["hist_sids"].dtype == torch.int64
             assert batch["hist_ts"].shape == (b, N) and batch["hist_clicks"].shape == (b, N)
-            assert batch["hist_codes"].shape == (b, N, 3) and batch["hist_codes"].dtype == torch.int64
             assert batch["hist_mask"].shape == (b, N) and batch["hist_mask"].dtype == torch.bool
             assert batch["target_codes"].shape == (b, 3) and batch["target_ngrams"].shape == (b, 3)
             assert batch["click"].shape == (b,) and batch["click"].dtype == torch.int64
@@ -109,7 +110,7 @@ def test_reader_yields_typed_batches_and_every_row_once(exported) -> None:  # ty
             # mask and padding agree; history strictly before the impression
             assert (batch["hist_mask"].sum(1) == batch["hist_len"]).all()
             assert (batch["hist_item_ids"][~batch["hist_mask"]] == 0).all()
-            assert (batch["hist_codes"][~batch["hist_mask"]] == -1).all()
+            assert (batch["hist_sids"][~batch["hist_mask"]] == -1).all()
             assert (batch["hist_ts"] < batch["ts"][:, None])[batch["hist_mask"]].all()
         assert b <= batch_size
         seen += b
@@ -124,11 +125,11 @@ def test_reader_counts_per_split_and_all(exported) -> None:  # type: ignore[no-u
     cfg, tables, summary, table = exported
     for split in ("valid", "test"):
         loader = make_dataloader(location(tables), split=split, batch_size=300, drop_last=False,
-                                 columns=["ts", "hist_codes", "hist_mask"])
+                                 columns=["ts", "hist_sids", "hist_mask"])
         rows, ts_min = 0, None
         for batch in loader:
-            assert set(batch) == {"ts", "hist_codes", "hist_mask"}
-            assert batch["hist_codes"].shape[1:] == (N * 3,)  # flat without target_codes to give n_codes
+            assert set(batch) == {"ts", "hist_sids", "hist_mask"}
+            assert batch["hist_sids"].shape[1:] == (N,)
             rows += batch["ts"].shape[0]
             ts_min = batch["ts"].min().item() if ts_min is None else min(ts_min, batch["ts"].min().item())
         assert rows == (table["split"] == split).sum() == summary["splits"][split]["rows"]
@@ -181,7 +182,8 @@ def test_reader_is_pinned_to_a_snapshot(exported, tmp_path: Path) -> None:  # ty
     assert export_training_data.run(cfg, tables)["splits"] == summary["splits"]  # back to the fixture's split, same result
 
 
-def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("layout", ["materialized", "compact"])
+def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path, layout: str) -> None:  # type: ignore[no-untyped-def]
     """tables.format=parquet (what classic-Spark CI uses): both jobs and the reader, no Delta log."""
     rng = np.random.default_rng(0)
     n = 3000
@@ -189,22 +191,23 @@ def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path) -> No
                            "ts": rng.integers(0, 5000, n), "click": rng.integers(0, 2, n).astype(np.int32),
                            "conv": np.zeros(n, np.int32)})
     cfg = SidlibConfig(tables=TablesConfig(root=str(tmp_path), format="parquet"))
-    cfg.sequences.history_length = 4
+    cfg.sequences.history_length, cfg.sequences.layout, cfg.sequences.events_per_bucket = 4, layout, 1000
     tables = Tables(spark, cfg.tables)
     tables.write(spark.createDataFrame(events, schemas.ddl(schemas.EVENTS)), "events", expected=schemas.EVENTS)
     ids = np.arange(1, 40)
     write_item_sids(tables, [synthetic_item_sids(ids[has_sid(ids)], 3)])
-    assert build_sequences.run(cfg, tables)["written"]["sequences"]["version"] is None
+    built = build_sequences.run(cfg, tables)
+    assert {w["version"] for w in built["written"].values()} == {None}
     summary = export_training_data.run(cfg, tables)
-    assert summary["written"]["ranker_training"]["version"] is None
+    assert summary["written"][cfg.sequences.training_table]["version"] is None
     assert sum(s["rows"] for s in summary["splits"].values()) == n
-    files, version = snapshot_files(location(tables), fmt="parquet", split="valid")
+    files, version = snapshot_files(tables.location(cfg.sequences.training_table), fmt="parquet", split="valid")
     assert version is None and files and all("/split=valid/" in f for f in files)
     for split in schemas.SPLITS:
         loader = dataloader_from_config(cfg, split=split, batch_size=128)
         rows = 0
         for batch in loader:
-            assert batch["hist_codes"].shape[1:] == (4, 3) and batch["hist_mask"].dtype == torch.bool
+            assert batch["hist_sids"].shape[1:] == (4,) and batch["hist_mask"].dtype == torch.bool
             rows += batch["item_id"].shape[0]
         assert rows == summary["splits"][split]["rows"] > 0
 
@@ -229,7 +232,7 @@ def test_sequences_export_and_reader_on_classic_spark(tmp_path: Path) -> None:
                            "ts": rng.integers(0, 300, n), "click": rng.integers(0, 2, n).astype(np.int32),
                            "conv": np.zeros(n, np.int32)})  # ~50 events per user, many equal timestamps
     cfg = SidlibConfig(engine=EngineConfig(name="spark"), tables=TablesConfig(root=str(tmp_path), format="parquet"))
-    cfg.sequences.history_length = 4
+    cfg.sequences.history_length, cfg.sequences.layout, cfg.sequences.events_per_bucket = 4, "materialized", 500
 
     def jobs(c: SidlibConfig, tables: Tables) -> dict:
         frame = tables.spark.createDataFrame(events, schemas.ddl(schemas.EVENTS))
@@ -243,6 +246,9 @@ def test_sequences_export_and_reader_on_classic_spark(tmp_path: Path) -> None:
             out[m] = tables.read_unpinned("sequences").toPandas().sort_values(
                 ["user_id", "ts", "item_id", "click"]).reset_index(drop=True)
         out["export"] = export_training_data.run(c, tables)
+        c.sequences.layout = "compact"  # heavy users in chunks of 3 events (the last max_events_per_task)
+        out["compact"] = build_sequences.run(c, tables)
+        out["compact_export"] = export_training_data.run(c, tables)
         return out
 
     got = run_with_session(jobs, cfg)
@@ -257,6 +263,118 @@ def test_sequences_export_and_reader_on_classic_spark(tmp_path: Path) -> None:
     assert (hist_ts < unchunked["ts"].to_numpy()[:, None])[mask].all()
     splits = got["export"]["splits"]
     assert splits["train"]["max_ts"] < splits["valid"]["min_ts"] <= splits["valid"]["max_ts"] < splits["test"]["min_ts"]
+    assert got["compact"]["user_buckets"] == 4 and got["compact_export"]["splits"] == splits
     for split in schemas.SPLITS:
-        rows = sum(b["item_id"].shape[0] for b in dataloader_from_config(cfg, split=split, batch_size=256))
-        assert rows == splits[split]["rows"] > 0
+        materialized = rows_of(make_dataloader(str(tmp_path / "ranker_training"), fmt="parquet", split=split))
+        assert len(materialized) == splits[split]["rows"] > 0
+        compact = make_dataloader(str(tmp_path / "ranker_impressions"), fmt="parquet", split=split, batch_size=256,
+                                  histories=str(tmp_path / "user_histories"), history_length=4)
+        assert rows_of(compact) == materialized
+
+
+# ------------------------------------------------------------------------------ compact layout
+@pytest.fixture(scope="module")
+def compact(exported):  # type: ignore[no-untyped-def]
+    """The same events through the compact layout (4 user buckets, heavy users in chunks of 7 events),
+    exported next to the materialized tables of ``exported``."""
+    cfg, tables, _, _ = exported
+    ccfg = dataclasses.replace(cfg, sequences=dataclasses.replace(cfg.sequences, layout="compact", max_events_per_task=7,
+                                                                   events_per_bucket=10_000))
+    built = build_sequences.run(ccfg, tables)
+    return ccfg, tables, built, export_training_data.run(ccfg, tables)
+
+
+def rows_of(loader) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """Every row the loader yields, one tuple of plain values per row, sorted."""
+    out = []
+    for batch in loader:
+        columns = sorted(batch)
+        values = [batch[c].tolist() for c in columns]
+        out += [tuple((c, tuple(v) if isinstance(v, list) else v) for c, v in zip(columns, row)) for row in zip(*values)]
+    return sorted(out)
+
+
+def compact_loader(tables: Tables, n: int, **kwargs):  # type: ignore[no-untyped-def]
+    return make_dataloader(tables.location("ranker_impressions"), histories=tables.location("user_histories"),
+                           history_length=n, **kwargs)
+
+
+@pytest.mark.parametrize("split", schemas.SPLITS)
+def test_compact_reader_yields_the_materialized_rows(exported, compact, split: str) -> None:  # type: ignore[no-untyped-def]
+    _, tables, _, _ = exported
+    _, _, built, summary = compact
+    assert built["user_buckets"] == 4 and summary["splits"][split]["rows"] > 0
+    assert sorted(files_by_bucket(snapshot_files(tables.location("ranker_impressions"), split=split)[0])) == [0, 1, 2, 3]
+    want = rows_of(make_dataloader(location(tables), split=split, batch_size=700))
+    loader = compact_loader(tables, N, split=split, batch_size=700)
+    got = rows_of(loader)
+    assert len(got) == len(want) == summary["splits"][split]["rows"] == loader.dataset.rows_read
+    assert got == want
+    assert loader.dataset.histories.version == built["written"]["user_histories"]["version"]
+
+
+def test_compact_batches_have_the_requested_length_and_size(compact) -> None:  # type: ignore[no-untyped-def]
+    _, tables, _, summary = compact
+    sizes, seen = [], 0
+    for batch in compact_loader(tables, 1000, split="train", batch_size=512):
+        b = batch["user_id"].shape[0]
+        sizes.append(b)
+        seen += b
+        assert batch["hist_item_ids"].shape == (b, 1000) and batch["hist_mask"].dtype == torch.bool
+        assert (batch["hist_mask"].sum(1) == batch["hist_len"]).all() and batch["hist_len"].max() < 1000
+        assert (batch["hist_sids"][~batch["hist_mask"]] == -1).all()
+        assert (batch["hist_ts"] < batch["ts"][:, None])[batch["hist_mask"]].all()
+    assert seen == summary["splits"]["train"]["rows"] and set(sizes[:-1]) == {512}
+    # a shorter history is the tail of a longer one
+    def histories(n: int) -> list[tuple]:
+        batches = compact_loader(tables, n, split="valid", columns=["user_id", "item_id", "ts", "hist_item_ids"])
+        return sorted((*key, tuple(h[-3:])) for b in batches for key, h in
+                      zip(torch.stack([b["user_id"], b["item_id"], b["ts"]], 1).tolist(), b["hist_item_ids"].tolist()))
+
+    assert histories(3) == histories(N)
+
+
+def test_compact_reader_shuffles_across_buckets_without_losing_rows(compact) -> None:  # type: ignore[no-untyped-def]
+    _, tables, _, _ = compact
+
+    def keys(**kwargs) -> list[tuple[int, int, int]]:  # type: ignore[no-untyped-def]
+        loader = compact_loader(tables, 5, split="train", batch_size=1000, workers_count=1,
+                                columns=["user_id", "item_id", "ts", "hist_sids"], **kwargs)
+        return [tuple(k) for b in loader for k in torch.stack([b["user_id"], b["item_id"], b["ts"]], 1).tolist()]
+
+    plain = keys()
+    shuffled = keys(shuffle_rows=5_000, shuffle_row_groups=True, seed=3)
+    assert sorted(shuffled) == sorted(plain) and shuffled != plain
+    assert shuffled == keys(shuffle_rows=5_000, shuffle_row_groups=True, seed=3)
+
+
+def test_compact_reader_refuses_what_it_cannot_assemble(compact) -> None:  # type: ignore[no-untyped-def]
+    _, tables, _, _ = compact
+    with pytest.raises(ConfigError, match="needs both histories="):
+        make_dataloader(tables.location("ranker_impressions"), history_length=5)
+    with pytest.raises(ConfigError, match="history_length must be in 1..100000"):
+        compact_loader(tables, 0)
+    with pytest.raises(ConfigError, match="unknown compact reader columns"):
+        compact_loader(tables, 5, columns=["hist_codes"])
+    with pytest.raises(TableError, match="not under a user_bucket"):  # a materialized table is not compact
+        next(iter(make_dataloader(location(tables), histories=tables.location("user_histories"), history_length=5)))
+
+
+def test_train_preview_reads_the_compact_layout(compact) -> None:  # type: ignore[no-untyped-def]
+    cfg, tables, _, summary = compact
+    report = train_preview.run(cfg, tables)
+    assert report["ranker_training_version"] == tables.version("ranker_impressions")
+    assert 0 < report["rows"] <= summary["splits"]["train"]["rows"] and report["last_loss"] < report["first_loss"]
+
+
+def test_the_rankers_in_memory_split_is_the_same_in_both_layouts(exported, compact) -> None:  # type: ignore[no-untyped-def]
+    _, tables, _, _ = exported
+    materialized = load_split(location(tables), "valid")
+    assembled = load_split(tables.location("ranker_impressions"), "valid", histories=tables.location("user_histories"),
+                           history_length=N)
+    assert assembled.histories is not None and "hist_item_ids" not in assembled.columns  # assembled per batch
+    rows = torch.arange(0, len(materialized["item_id"]), 7)
+    want, got = materialized.take(rows), assembled.take(rows)
+    assert set(got) == set(want)
+    for name in want:
+        assert torch.equal(got[name], want[name].to(got[name].dtype)), name

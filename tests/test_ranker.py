@@ -44,7 +44,8 @@ def test_every_variant_trains_on_real_slice(pipeline, tmp_path: Path) -> None:  
     assert summary["variants"]["id"]["roi"] is None and summary["variants"]["sid:3"]["cost_bytes"] == 24
 
     # warm/cold as the job counts it = target items of test never a train target, from the table itself
-    table = tables.read_unpinned("ranker_training").select("item_id", "split").toPandas()
+    assert summary["inputs"]["ranker_impressions"]["history_length"] == 8  # the default, compact layout
+    table = tables.read_unpinned("ranker_impressions").select("item_id", "split").toPandas()
     train_items = table.loc[table["split"] == "train", "item_id"]
     test_items = table.loc[table["split"] == "test", "item_id"]
     assert summary["rows"]["test"] == len(test_items)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from sidlib import schemas
 from sidlib.config import SidlibConfig, TablesConfig
 from sidlib.errors import TableError
+from sidlib.histories import HistoryIndex
 from sidlib.jobs import build_sequences
 from sidlib.spark import pointer
 from sidlib.spark.sequences import chunked_input, with_sids
@@ -56,6 +58,7 @@ def sequences_env(spark, demo_tables, root: Path):  # type: ignore[no-untyped-de
     v2) and credits v2, each without every 10th item."""
     _, demo, _ = demo_tables
     cfg = SidlibConfig(tables=TablesConfig(root=str(root)))
+    cfg.sequences.layout = "materialized"
     tables = Tables(spark, cfg.tables)
     tables.write(demo.read("events").frame, "events")
     items = demo.read("items").frame.select("item_id").toPandas()["item_id"].to_numpy(np.int64)
@@ -71,6 +74,20 @@ def sequences_env(spark, demo_tables, root: Path):  # type: ignore[no-untyped-de
 
 def read_sorted(tables: Tables, table: str = "sequences") -> pd.DataFrame:
     return tables.read_unpinned(table).toPandas().sort_values(KEY).reset_index(drop=True)
+
+
+def assembled_sorted(tables: Tables, n: int) -> pd.DataFrame:
+    """The compact layout's tables turned into ``sequences`` rows of history length ``n`` (the
+    reader's assembly, without the reader), sorted like :func:`read_sorted`."""
+    impressions = read_sorted(tables, "impressions")
+    histories = tables.read_unpinned("user_histories").toPandas()
+    index = HistoryIndex.from_table(pa.Table.from_pandas(histories[["user_id", "chunk", *HistoryIndex.SOURCES]],
+                                                         preserve_index=False), n)
+    out = impressions.drop(columns=["hist_end", "user_bucket", "histories_version"])
+    for column, values in index.assemble(impressions["user_id"], impressions["hist_end"]).items():
+        out[column] = list(values.astype(np.int32 if column in ("hist_clicks", "hist_mask") else np.int64)) \
+            if values.ndim == 2 else values.astype(np.int32)
+    return out[list(schemas.SEQUENCES)]
 
 
 def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -92,11 +109,9 @@ def brute_force(events: pd.DataFrame, user: int, n: int, version: int) -> dict[t
         ids = np.array([e[0] for e in hist], np.int64)
         codes = synthetic_codes(ids, version).astype(np.int64)
         sids = codes[:, 0] + CARD * codes[:, 1] + CARD * CARD * codes[:, 2]
-        missing = ~has_sid(ids)
-        sids[missing] = -1
-        codes[missing] = -1
+        sids[~has_sid(ids)] = -1
         out[(user, item, ts)] = {"items": ids.tolist(), "ts": [e[1] for e in hist], "clicks": [e[2] for e in hist],
-                                 "sids": sids.tolist(), "codes": codes.reshape(-1).tolist()}
+                                 "sids": sids.tolist()}
     return out
 
 
@@ -143,15 +158,14 @@ def test_point_in_time_padding_and_mask(unchunked) -> None:  # type: ignore[no-u
     pad = ~mask
     items = np.stack(seq["hist_item_ids"].to_numpy())
     sids = np.stack(seq["hist_sids"].to_numpy())
-    codes = np.stack(seq["hist_codes"].to_numpy()).reshape(len(seq), N, 3)
     clicks = np.stack(seq["hist_clicks"].to_numpy())
-    assert (items[pad] == 0).all() and (sids[pad] == -1).all() and (codes[pad] == -1).all()
+    assert (items[pad] == 0).all() and (sids[pad] == -1).all()
     assert (clicks[pad] == 0).all() and (hist_ts[pad] == 0).all()
     assert (items[mask] > 0).all()
     assert (hist_len == 0).any() and (hist_len == N).any()
-    # real history items without a SID: sid -1 and codes -1, but mask 1
+    # real history items without a SID: sid -1, but mask 1
     no_sid = mask & ~has_sid(items)
-    assert no_sid.any() and (sids[no_sid] == -1).all() and (codes[no_sid] == -1).all()
+    assert no_sid.any() and (sids[no_sid] == -1).all()
 
 
 def test_targets_carry_their_sids(unchunked) -> None:  # type: ignore[no-untyped-def]
@@ -183,7 +197,6 @@ def test_histories_equal_brute_force_for_sampled_users(env, unchunked) -> None: 
             assert np.asarray(row["hist_ts"])[m].tolist() == want["ts"], key
             assert np.asarray(row["hist_clicks"])[m].tolist() == want["clicks"], key
             assert np.asarray(row["hist_sids"])[m].tolist() == want["sids"], key
-            assert np.asarray(row["hist_codes"]).reshape(N, 3)[m].reshape(-1).tolist() == want["codes"], key
             checked += 1
     assert checked > 500
 
@@ -214,6 +227,35 @@ def test_heavy_user_chunks_give_identical_output(spark, env, unchunked) -> None:
     assert_frames_equal(chunked, expected)
 
 
+@pytest.mark.parametrize("max_events_per_task", [20_000, 5])
+def test_compact_layout_assembles_the_materialized_rows(env, unchunked, max_events_per_task: int) -> None:  # type: ignore[no-untyped-def]
+    """The compact tables, assembled at the materialized table's history length, give its rows exactly,
+    also with heavy users cut into chunks of 5 events; one build serves any other length too."""
+    cfg, tables, events = env
+    _, expected = unchunked
+    cfg.sequences.layout, cfg.sequences.max_events_per_task, cfg.sequences.events_per_bucket = "compact", max_events_per_task, 10_000
+    try:
+        summary = build_sequences.run(cfg, tables)
+    finally:
+        cfg.sequences.layout, cfg.sequences.max_events_per_task = "materialized", SidlibConfig().sequences.max_events_per_task
+    tables.check_schema("user_histories", schemas.USER_HISTORIES)
+    tables.check_schema("impressions", schemas.IMPRESSIONS)
+    written = summary["written"]
+    assert summary["layout"] == "compact" and summary["user_buckets"] == -(-len(events) // 10_000) > 1
+    assert written["impressions"]["rows"] == len(events)
+    users = events["user_id"].nunique()
+    assert written["user_histories"]["rows"] == (users if max_events_per_task > 100 else
+                                                  int((-(-events.groupby("user_id").size() // 5)).sum()))
+    impressions = tables.read_unpinned("impressions").toPandas()
+    assert (impressions["histories_version"] == written["user_histories"]["version"]).all()
+    assert_frames_equal(assembled_sorted(tables, N), expected)
+    longest = assembled_sorted(tables, 100)  # longer than any demo user's history: every earlier event
+    ordered = events.sort_values(KEY).reset_index(drop=True)
+    earlier = ordered.groupby("user_id")["ts"].rank(method="min").astype(int) - 1
+    assert events.groupby("user_id").size().max() < 100
+    np.testing.assert_array_equal(longest["hist_len"].to_numpy(), earlier.to_numpy())
+
+
 def test_rerun_is_idempotent(env, unchunked) -> None:  # type: ignore[no-untyped-def]
     cfg, tables, _ = env
     first_summary, expected = unchunked
@@ -234,7 +276,8 @@ def test_explicit_version_and_missing_version(env) -> None:  # type: ignore[no-u
         cfg.sequences.sid_version = None
 
 
-def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Path) -> None:  # type: ignore
+@pytest.mark.parametrize("layout", ["materialized", "compact"])
+def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Path, layout: str) -> None:  # type: ignore
     """Hand-made events with equal timestamps: events at the impression's second are never history,
     ties inside the history are ordered by item_id, and input order/partitioning does not matter."""
     events = pd.DataFrame([
@@ -248,6 +291,7 @@ def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Pat
     ], columns=KEY).astype({"user_id": "int64", "item_id": "int64", "ts": "int64", "click": "int32", "conv": "int32"})
     cfg = SidlibConfig(tables=TablesConfig(root=str(tmp_path)))
     cfg.sequences.history_length = 3
+    cfg.sequences.layout = layout
     tables = Tables(spark, cfg.tables)
     shuffled = events.sample(frac=1.0, random_state=1)
     tables.write(spark.createDataFrame(shuffled, schemas.ddl(schemas.EVENTS)).repartition(3), "events",
@@ -264,7 +308,7 @@ def test_ties_on_timestamp_are_excluded_and_ordered_by_item(spark, tmp_path: Pat
         cfg.sequences.max_events_per_task = m
         summary = build_sequences.run(cfg, tables)
         assert summary["sid_version_source"] == "newest"  # no pointer in this root
-        seq = read_sorted(tables)
+        seq = read_sorted(tables) if layout == "materialized" else assembled_sorted(tables, 3)
         got = {}
         for row in seq.itertuples(index=False):
             mask = np.asarray(row.hist_mask).astype(bool)

@@ -1,11 +1,14 @@
-"""build_sequences: point-in-time user histories with SIDs, one row per impression, into ``sequences``.
+"""build_sequences: point-in-time user histories with SIDs for every impression.
 
-For every ``events`` row, the user's last ``sequences.history_length`` events strictly before it
-(right-aligned, most recent last, with a mask), their item ids, timestamps, clicks, packed SIDs and
-codes, plus the target item's SID, codes and n-grams, from ``item_sids`` of ``sequences.signal`` at
-``sequences.sid_version`` (default: the signal's current version in ``sid_pointer``, else the newest
-encoded one). Conventions and the chunking of heavy users: :mod:`sidlib.spark.sequences`.
-The table is overwritten as a whole, so a rerun on the same inputs gives the same table."""
+For every ``events`` row, the user's last N events strictly before it (right-aligned, most recent
+last, with a mask), their item ids, timestamps, clicks and packed SIDs, plus the target item's SID,
+codes and n-grams, from ``item_sids`` of ``sequences.signal`` at ``sequences.sid_version`` (default:
+the signal's current version in ``sid_pointer``, else the newest encoded one). ``sequences.layout``
+decides what is stored: ``compact`` writes each user's events once (``user_histories``) and one row
+per impression pointing into them (``impressions``), N chosen by the reader
+(:mod:`sidlib.spark.histories`); ``materialized`` writes every impression's history of
+``sequences.history_length`` events in its ``sequences`` row (:mod:`sidlib.spark.sequences`).
+The tables are overwritten as a whole, so a rerun on the same inputs gives the same tables."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.results import Result
 from sidlib.spark import pointer
+from sidlib.spark.histories import impression_rows, num_user_buckets, ranked_events, stored_events, user_history_rows
 from sidlib.spark.sequences import count_rows, item_sid_layout, newest_sid_version, sequence_rows, signal_sids
 
 log = logging.getLogger(__name__)
@@ -41,11 +45,13 @@ def resolve_sid_version(tables: Any, signal: str, requested: int | None, sids: A
 @dataclass(frozen=True)
 class SequencesResult(Result):
     """The SID version the histories carry (and where that choice came from), their layout, the
-    input versions read and the rows written."""
+    input versions read and the rows written (``user_buckets``: compact layout only)."""
 
     signal: str
     sid_version: int
     sid_version_source: str
+    layout: str
+    user_buckets: int | None
     history_length: int
     max_events_per_task: int
     n_codes: int
@@ -71,24 +77,42 @@ def run(cfg: SidlibConfig, tables: Any) -> SequencesResult:
     log.info("read item_sids version %s: signal %s, sid_version %d (%s), %d items, %d codes, %d ngrams",
              sids_read, sc.signal, version, source, layout["items"], layout["n_codes"], layout["n_ngrams"])
 
-    out = sequence_rows(events, sids, signal=sc.signal, sid_version=version, n_codes=layout["n_codes"],
-                        n_ngrams=layout["n_ngrams"], history_length=sc.history_length,
-                        max_events_per_task=sc.max_events_per_task, total_rows=events_rows,
-                        rows_per_file=sc.rows_per_file)
-    t0 = time.perf_counter()
-    written_version = tables.write(out, "sequences")
-    write_seconds = time.perf_counter() - t0
-    written = tables.read_unpinned("sequences")
-    rows = written.count()
-    if rows != events_rows:
-        raise TableError(f"sequences has {rows} rows but events had {events_rows}: one row per event expected")
-    log.info("wrote sequences version %s: %d rows in %.1fs (history_length %d, max_events_per_task %d)",
-             written_version, rows, write_seconds, sc.history_length, sc.max_events_per_task)
+    codes = {"n_codes": layout["n_codes"], "n_ngrams": layout["n_ngrams"]}
+    buckets = num_user_buckets(events_rows, sc.events_per_bucket) if sc.layout == "compact" else None
+    if buckets is None:
+        out = sequence_rows(events, sids, signal=sc.signal, sid_version=version, **codes,
+                            history_length=sc.history_length, max_events_per_task=sc.max_events_per_task,
+                            total_rows=events_rows, rows_per_file=sc.rows_per_file)
+        written = {"sequences": write_all(tables, out, "sequences", events_rows)}
+    else:
+        ranked = ranked_events(events, sids, **codes, buckets=buckets)
+        histories = user_history_rows(ranked, signal=sc.signal, sid_version=version,
+                                      max_events_per_task=sc.max_events_per_task)
+        written = {"user_histories": write_all(tables, histories, "user_histories", events_rows, ["user_bucket"])}
+        impressions = impression_rows(ranked, signal=sc.signal, sid_version=version, **codes,
+                                      histories_version=written["user_histories"]["version"])
+        written["impressions"] = write_all(tables, impressions, "impressions", events_rows, ["user_bucket"])
+    log.info("build_sequences (%s layout, history_length %d, max_events_per_task %d): %s", sc.layout,
+             sc.history_length, sc.max_events_per_task,
+             ", ".join(f"{t} v{w['version']} {w['rows']} rows in {w['seconds']}s" for t, w in written.items()))
     return SequencesResult(
-        signal=sc.signal, sid_version=version, sid_version_source=source, history_length=sc.history_length,
-        max_events_per_task=sc.max_events_per_task, n_codes=layout["n_codes"], n_ngrams=layout["n_ngrams"],
+        signal=sc.signal, sid_version=version, sid_version_source=source, layout=sc.layout, user_buckets=buckets,
+        history_length=sc.history_length, max_events_per_task=sc.max_events_per_task, **codes,
         inputs={"events": {"version": events_version, "rows": events_rows},
                 "item_sids": {"version": sids_read, "rows": layout["items"]}},
-        written={"sequences": {"location": tables.location("sequences"), "version": written_version,
-                               "rows": rows, "seconds": round(write_seconds, 2)}},
+        written=written,
     )
+
+
+def write_all(tables: Any, df: Any, table: str, events: int, partition_by: list[str] | None = None) -> dict[str, Any]:
+    """Overwrite ``table`` with ``df``, then check it holds one entry per event (an impression row,
+    or an event in ``user_histories``' arrays); where it went, its version, rows and write time."""
+    t0 = time.perf_counter()
+    version = tables.write(df, table, partition_by=partition_by or ())
+    seconds = time.perf_counter() - t0
+    written = tables.read_unpinned(table)
+    rows = written.count()
+    held = stored_events(written) if table == "user_histories" else rows
+    if held != events:
+        raise TableError(f"{table} holds {held} events but events had {events}: one per event expected")
+    return {"location": tables.location(table), "version": version, "rows": rows, "seconds": round(seconds, 2)}

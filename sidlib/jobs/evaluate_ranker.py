@@ -1,7 +1,9 @@
 """evaluate_ranker: does a SID feature make the ranker better, and at what cost?
 
 Trains the ranker (:mod:`sidlib.ranker`) once per ``evaluate.variants`` entry and ``evaluate.seeds``
-seed on the ``train`` split of ``ranker_training`` (early stopping on ``valid``), and reports on
+seed on the ``train`` split of ``ranker_training`` (with ``sequences.layout: compact``, of
+``ranker_impressions`` with histories of ``sequences.history_length`` events assembled per batch from
+``user_histories``; early stopping on ``valid``), and reports on
 ``test``: NE of click and conv on all, warm and cold impressions (cold = target item never a train
 target), NE gain over the ``id`` baseline of the same seed with a t-interval over seeds, feature cost
 per item occurrence and the SIDE paper's RoI. It also measures the SID itself, independent of the
@@ -129,9 +131,13 @@ def evaluate(cfg: SidlibConfig, tables: Any) -> EvaluateResult:
     variants = parse_variants(ec.variants)
     settings = train_settings(ec)
 
-    location, version = tables.location("ranker_training"), tables.version("ranker_training")
+    training_table = cfg.sequences.training_table
+    location, version = tables.location(training_table), tables.version(training_table)
+    compact = {"histories": tables.location("user_histories"), "history_length": cfg.sequences.history_length} \
+        if cfg.sequences.layout == "compact" else {}
     data = {split: load_split(location, split, fmt=cfg.tables.format, version=version,
-                              max_rows=ec.max_rows.get(split), keep="latest" if split == "train" else "earliest")
+                              max_rows=ec.max_rows.get(split), keep="latest" if split == "train" else "earliest",
+                              **compact)
             for split in ("train", "valid", "test")}
     sid_versions = torch.unique(data["train"]["sid_version"]).tolist()
     if len(sid_versions) != 1:
@@ -167,7 +173,8 @@ def evaluate(cfg: SidlibConfig, tables: Any) -> EvaluateResult:
     for name, row in table.items():
         row.update(params=params[name], runs=runs[name])
     result = EvaluateResult(
-        inputs={"ranker_training": {"location": location, "version": version}},
+        inputs={training_table: {"location": location, "version": version,
+                                 **({"history_length": cfg.sequences.history_length} if compact else {})}},
         sid={"version": artifact.version, "signal": artifact.signal, "cardinalities": cardinalities},
         rows={s: int(len(d["item_id"])) for s, d in data.items()},
         test_cold={"impressions": int(masks["cold"].sum()),

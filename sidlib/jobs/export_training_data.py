@@ -1,4 +1,6 @@
-"""export_training_data: ``sequences`` -> ``ranker_training`` with a time-based ``split`` column.
+"""export_training_data: ``sequences`` -> ``ranker_training`` with a time-based ``split`` column (with
+``sequences.layout: compact``, ``impressions`` -> ``ranker_impressions``, also partitioned by
+``user_bucket``; their ``user_histories`` are read as they are).
 
 The split is by the impression's ``ts`` against global quantiles: with ``q_valid = 1 - valid_fraction -
 test_fraction`` and ``q_test = 1 - test_fraction``, rows with ``ts < ceil(quantile(q_valid))`` are
@@ -6,7 +8,7 @@ test_fraction`` and ``q_test = 1 - test_fraction``, rows with ``ts < ceil(quanti
 impression precedes every valid one, which precedes every test one (equal timestamps never straddle
 a boundary). A fraction of 0 leaves that split empty. The table is partitioned by ``split`` (the reader
 picks a split's files without scanning the others) and overwritten as a whole on every run.
-Read it with :func:`sidlib.reader.make_dataloader`."""
+Read it with :func:`sidlib.reader.make_dataloader` (or :func:`sidlib.reader.dataloader_from_config`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sidlib import schemas
 from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.results import Result
@@ -25,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExportResult(Result):
-    """The ``sequences`` version exported, the split boundaries, and the rows of each split written."""
+    """The ``sequences`` (or ``impressions``) version exported, the split boundaries, and the rows of
+    each split written."""
 
     inputs: dict[str, dict[str, Any]]
     boundaries: dict[str, int | None]
@@ -34,29 +38,33 @@ class ExportResult(Result):
 
 
 def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
-    seq, seq_version = tables.read("sequences")
+    source = "impressions" if cfg.sequences.layout == "compact" else "sequences"
+    target = cfg.sequences.training_table
+    seq, seq_version = tables.read(source)
     seq_rows = seq.count()
-    log.info("read sequences version %s: %d rows", seq_version, seq_rows)
+    log.info("read %s version %s: %d rows", source, seq_version, seq_rows)
     if not seq_rows:
-        raise TableError("sequences is empty: nothing to export")
+        raise TableError(f"{source} is empty: nothing to export")
 
     bounds = split_boundaries(seq, cfg.export.quantile_levels(), approximate=cfg.export.approximate_quantiles)
     log.info("split boundaries (first ts of valid / test): %s", bounds)
-    out = with_split(seq, bounds, rows=seq_rows, rows_per_file=cfg.export.rows_per_file)
+    out = with_split(seq, bounds, rows=seq_rows, rows_per_file=cfg.export.rows_per_file,
+                     columns=tuple(schemas.by_table()[target]))
     t0 = time.perf_counter()
-    version = tables.write(out, "ranker_training", partition_by=["split"])
+    partitions = ["split", "user_bucket"] if source == "impressions" else ["split"]
+    version = tables.write(out, target, partition_by=partitions)
     write_seconds = time.perf_counter() - t0
 
-    splits = split_stats(tables.read_unpinned("ranker_training"))
+    splits = split_stats(tables.read_unpinned(target))
     rows = sum(s["rows"] for s in splits.values())
     if rows != seq_rows:
-        raise TableError(f"ranker_training has {rows} rows but sequences had {seq_rows}")
-    log.info("wrote ranker_training version %s: %d rows (%s) in %.1fs", version, rows,
+        raise TableError(f"{target} has {rows} rows but {source} had {seq_rows}")
+    log.info("wrote %s version %s: %d rows (%s) in %.1fs", target, version, rows,
              ", ".join(f"{k} {v['rows']}" for k, v in splits.items()), write_seconds)
     return ExportResult(
-        inputs={"sequences": {"version": seq_version, "rows": seq_rows}},
+        inputs={source: {"version": seq_version, "rows": seq_rows}},
         boundaries=bounds,
         splits=splits,
-        written={"ranker_training": {"location": tables.location("ranker_training"), "version": version,
+        written={target: {"location": tables.location(target), "version": version,
                                      "rows": rows, "seconds": round(write_seconds, 2)}},
     )

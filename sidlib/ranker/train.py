@@ -4,6 +4,10 @@ A split is read once through the Petastorm reader (:func:`sidlib.reader.make_dat
 one Delta snapshot) into memory, then every variant and seed trains on that copy with its own
 shuffling: an evaluation trains many small models on the same rows, and re-reading Parquet for each
 would cost more CPU than the training itself. Early stopping watches the ``valid`` loss.
+
+With the compact layout the split holds its impressions and the users' events once
+(:class:`~sidlib.histories.HistoryIndex`), and each batch's histories are assembled when it is taken,
+as the reader does: memory grows with the events, not with impressions x history length.
 """
 
 from __future__ import annotations
@@ -19,13 +23,34 @@ import torch
 from torch import nn
 
 from sidlib.errors import InvalidInputError, TableError
+from sidlib.histories import HistoryIndex
 from sidlib.ranker.model import INPUT_COLUMNS, TASKS, Ranker
-from sidlib.reader import make_dataloader
+from sidlib.reader import ASSEMBLED_COLUMNS, HistorySource, make_dataloader
 
 log = logging.getLogger(__name__)
 
 COLUMNS = (*INPUT_COLUMNS, *TASKS, "ts", "sid_version")
 Data = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split in memory: per-impression columns and, with the compact layout, the histories
+    their ``hist_end`` points into (the history columns are then assembled by :meth:`take`)."""
+
+    columns: Data
+    histories: HistoryIndex | None = None
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.columns[name]
+
+    def take(self, index: torch.Tensor | slice) -> Data:
+        """The rows at ``index`` as a batch of the model's input columns."""
+        batch = {name: values[index] for name, values in self.columns.items()}
+        if self.histories is not None:
+            assembled = self.histories.assemble(batch["user_id"].numpy(), batch.pop("hist_end").numpy(), COLUMNS)
+            batch.update({name: torch.from_numpy(values) for name, values in assembled.items()})
+        return batch
 
 
 @dataclass(frozen=True)
@@ -45,24 +70,26 @@ class RankerSettings:
             raise InvalidInputError("RankerSettings needs patience >= 0, max_steps >= 1 or None, learning_rate > 0")
 
 
-def n_rows(data: Data) -> int:
+def n_rows(data: Split) -> int:
     return int(data["item_id"].shape[0])
 
 
-def take(data: Data, index: torch.Tensor | slice) -> Data:
-    return {name: values[index] for name, values in data.items()}
-
-
 def load_split(location: str, split: str, *, fmt: str = "delta", version: int | None = None,
-               max_rows: int | None = None, keep: str = "latest", batch_size: int = 8192) -> Data:
+               max_rows: int | None = None, keep: str = "latest", batch_size: int = 8192,
+               histories: str | None = None, history_length: int | None = None) -> Split:
     """One split of ``ranker_training`` in memory, in time order; with ``max_rows`` only the
-    ``latest`` (or ``earliest``) rows are kept, so a sub-sampled train split stays adjacent to test."""
+    ``latest`` (or ``earliest``) rows are kept, so a sub-sampled train split stays adjacent to test.
+    Compact layout: ``location`` is ``ranker_impressions``, ``histories`` the ``user_histories``
+    location and ``history_length`` the N of the histories assembled per batch."""
     if keep not in ("latest", "earliest"):
         raise InvalidInputError(f"keep must be 'latest' or 'earliest', got {keep!r}")
-    loader = make_dataloader(location, split=split, batch_size=batch_size, fmt=fmt, version=version, columns=COLUMNS)
-    parts: dict[str, list[torch.Tensor]] = {c: [] for c in COLUMNS}
+    compact = histories is not None
+    columns = tuple(c for c in COLUMNS if c not in ASSEMBLED_COLUMNS) + ("hist_end",) if compact else COLUMNS
+    loader = make_dataloader(location, split=split, batch_size=batch_size, fmt=fmt, version=version, columns=columns,
+                             histories=histories, history_length=history_length)
+    parts: dict[str, list[torch.Tensor]] = {c: [] for c in columns}
     for batch in loader:
-        for c in COLUMNS:
+        for c in columns:
             parts[c].append(batch[c])
     if not parts["item_id"]:
         raise TableError(f"ranker_training split {split!r} is empty at {location}")
@@ -71,29 +98,33 @@ def load_split(location: str, split: str, *, fmt: str = "delta", version: int | 
     order = np.lexsort((data["item_id"].numpy(), data["user_id"].numpy(), data["ts"].numpy()))
     if max_rows is not None and max_rows < len(order):
         order = order[-max_rows:] if keep == "latest" else order[:max_rows]
-    log.info("ranker_training %s (version %s): kept %d of %d rows", split, loader.dataset.version, len(order), n_rows(data))
-    return take(data, torch.from_numpy(order))
+    log.info("ranker_training %s (version %s): kept %d of %d rows", split, loader.dataset.version, len(order),
+             len(data["item_id"]))
+    index = torch.from_numpy(order)
+    source: HistorySource | None = loader.dataset.histories
+    return Split({name: values[index] for name, values in data.items()},
+                 None if source is None else source.index())
 
 
-def labels(data: Data) -> torch.Tensor:
+def labels(data: Data | Split) -> torch.Tensor:
     """``[n, 2]`` float targets (click, conv)."""
     return torch.stack([data[t] for t in TASKS], dim=1).float()
 
 
 @torch.no_grad()
-def predict(model: Ranker, data: Data, batch_size: int = 8192) -> np.ndarray:
+def predict(model: Ranker, data: Split, batch_size: int = 8192) -> np.ndarray:
     """Probabilities ``[n, 2]`` (click, conv) in the rows' order."""
     model.eval()
-    out = [torch.sigmoid(model(take(data, slice(i, i + batch_size)))) for i in range(0, n_rows(data), batch_size)]
+    out = [torch.sigmoid(model(data.take(slice(i, i + batch_size)))) for i in range(0, n_rows(data), batch_size)]
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def _loss(model: Ranker, data: Data) -> float:
+def _loss(model: Ranker, data: Split) -> float:
     probs = torch.from_numpy(predict(model, data)).clamp(1e-7, 1 - 1e-7)
     return float(nn.functional.binary_cross_entropy(probs, labels(data).double()))
 
 
-def fit(model: Ranker, train: Data, valid: Data, settings: RankerSettings, seed: int) -> dict[str, Any]:
+def fit(model: Ranker, train: Split, valid: Split, settings: RankerSettings, seed: int) -> dict[str, Any]:
     """Adam on the summed click and conv BCE; every ``eval_every`` steps (and at each epoch's end)
     the valid loss is checked, the best weights kept, and training stops after ``patience`` checks
     without improvement. The model is left at its best weights."""
@@ -118,7 +149,7 @@ def fit(model: Ranker, train: Data, valid: Data, settings: RankerSettings, seed:
         for step_in_epoch, i in enumerate(range(0, len(order), settings.batch_size)):
             if settings.max_steps is not None and step_in_epoch >= settings.max_steps:
                 break
-            batch = take(train, order[i:i + settings.batch_size])
+            batch = train.take(order[i:i + settings.batch_size])
             model.train()
             loss = nn.functional.binary_cross_entropy_with_logits(model(batch), labels(batch), reduction="none").mean(0).sum()
             optimiser.zero_grad()

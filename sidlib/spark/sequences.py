@@ -10,8 +10,10 @@ Definitions (the contract of the ``sequences`` table, see :data:`sidlib.schemas.
   no label can leak), and among equal timestamps the tie-break is ``item_id`` (then click, conv, so two
   runs always pick the same events).
 * Histories are right-aligned: slot ``N-1`` is the most recent event, padding is on the left.
-  Padded slots: ``hist_mask`` 0, item id 0, ts 0, click 0, sid -1, codes -1. An item without a SID
-  (history or target): sid -1, codes -1, ngrams -1 (with mask 1 in history).
+  Padded slots: ``hist_mask`` 0, item id 0, ts 0, click 0, sid -1. An item without a SID (history
+  or target): sid -1, codes -1, ngrams -1 (with mask 1 in history). History slots carry packed SIDs
+  only: their codes are the SID unpacked (``sidlib.sid.unpack``), so storing them would add
+  ``N * n_codes`` values per row for nothing.
 
 Bounded per-task work: a user's events are split into chunks ``chunk = r // M``
 (``M = max_events_per_task``) and each chunk also receives, as context rows, the earlier events its
@@ -107,7 +109,6 @@ def history_fn(history_length: int, n_codes: int, n_ngrams: int) -> Callable[[pd
         hist_ts = np.where(mask, ts[pos], 0)
         hist_click = np.where(mask, click[pos], 0).astype(np.int32)
         hist_sid = np.where(mask, sid[pos], MISSING)
-        hist_codes = np.where(mask[:, :, None], codes[pos], MISSING).astype(np.int32).reshape(m, n * n_codes)
         target_ngrams = (pdf[ngram_cols].to_numpy(np.int64)[order][impression] if n_ngrams
                          else np.zeros((m, 0), np.int64))
         return pd.DataFrame({
@@ -124,7 +125,6 @@ def history_fn(history_length: int, n_codes: int, n_ngrams: int) -> Callable[[pd
             "hist_ts": list_series(hist_ts),
             "hist_clicks": list_series(hist_click),
             "hist_sids": list_series(hist_sid),
-            "hist_codes": list_series(hist_codes),
             "hist_mask": list_series(mask.astype(np.int32)),
         })
 

@@ -4,7 +4,7 @@ column they give, and the per-split counts written."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from sidlib import schemas
 from sidlib.errors import TableError
@@ -40,8 +40,9 @@ def split_boundaries(df: "DataFrame", levels: tuple[float | None, float | None],
     return bounds
 
 
-def with_split(df: "DataFrame", bounds: dict[str, int | None], *, rows: int, rows_per_file: int | None) -> "DataFrame":
-    """``df`` (of ``rows`` rows) with its ``split`` column, in the ``ranker_training`` columns, in files
+def with_split(df: "DataFrame", bounds: dict[str, int | None], *, rows: int, rows_per_file: int | None,
+               columns: Sequence[str] = tuple(schemas.RANKER_TRAINING)) -> "DataFrame":
+    """``df`` (of ``rows`` rows) with its ``split`` column, in ``columns`` (the output table's), in files
     of about ``rows_per_file`` rows (``None``: the input's layout). A file's row group is what
     Petastorm reads at once, and engines merge small input files into few read partitions, which
     would give huge ones."""
@@ -58,7 +59,7 @@ def with_split(df: "DataFrame", bounds: dict[str, int | None], *, rows: int, row
     out = df.withColumn("split", split)
     if rows_per_file:
         out = out.repartition(max(1, -(-rows // rows_per_file)))
-    return out.select(*schemas.RANKER_TRAINING)
+    return out.select(*columns)
 
 
 def split_stats(df: "DataFrame") -> dict[str, dict[str, Any]]:

@@ -1,0 +1,91 @@
+"""The compact layout of user histories: every event stored once, impressions pointing into them.
+
+``user_histories`` (:data:`sidlib.schemas.USER_HISTORIES`): per user and chunk of at most
+``max_events_per_task`` events, the arrays of item id, ts, click and packed SID in the tie order of
+:mod:`sidlib.spark.sequences` (``(ts, item_id, click, conv)``). ``impressions``
+(:data:`sidlib.schemas.IMPRESSIONS`): one row per event with its target SID and ``hist_end``, the
+number of the user's events with a strictly smaller ``ts``. The history of an impression for any
+length N is the user's events ``[hist_end - N, hist_end)``, assembled by the reader
+(:mod:`sidlib.histories`); that is exactly the window the materialized table stores.
+
+Both tables carry ``user_bucket = pmod(xxhash64(user_id), buckets)`` and are partitioned by it, so a
+reader that takes one bucket's impressions needs only that bucket's histories in memory. The work is
+one sort of the events per user (two ranking windows) and, for the histories, one aggregation per
+chunk: O(events), whatever N is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sidlib import schemas
+from sidlib.spark.sequences import code_columns, ngram_columns, with_sids
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+
+def num_user_buckets(events: int, events_per_bucket: int) -> int:
+    """How many user buckets ``events`` events are spread over: about ``events_per_bucket`` each."""
+    return max(1, -(-int(events) // max(1, int(events_per_bucket))))
+
+
+def user_bucket(buckets: int) -> "Column":
+    from pyspark.sql import functions as F
+
+    return F.pmod(F.xxhash64("user_id"), F.lit(int(buckets))).cast("int")
+
+
+def ranked_events(events: "DataFrame", sids: "DataFrame", n_codes: int, n_ngrams: int, buckets: int) -> "DataFrame":
+    """Events with their item's SID columns (:func:`sidlib.spark.sequences.with_sids`), ``r`` (the
+    event's position in the user's tie order), ``hist_end`` and ``user_bucket``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_user = Window.partitionBy("user_id")
+    return (with_sids(events, sids, n_codes, n_ngrams)
+            .withColumn("r", (F.row_number().over(by_user.orderBy("ts", "item_id", "click", "conv")) - 1).cast("bigint"))
+            .withColumn("hist_end", (F.rank().over(by_user.orderBy("ts")) - 1).cast("bigint"))
+            .withColumn("user_bucket", user_bucket(buckets)))
+
+
+def user_history_rows(ranked: "DataFrame", *, signal: str, sid_version: int, max_events_per_task: int) -> "DataFrame":
+    """The ``user_histories`` rows of :func:`ranked_events`' output: chunk ``r // max_events_per_task``
+    of each user, its arrays sorted by ``r``."""
+    from pyspark.sql import functions as F
+
+    events = F.sort_array(F.collect_list(F.struct("r", "item_id", "ts", "click", "sid")))
+    chunks = (ranked.withColumn("chunk", F.floor(F.col("r") / int(max_events_per_task)).cast("bigint"))
+              .groupBy("user_bucket", "user_id", "chunk").agg(events.alias("_events")))
+    return chunks.select(
+        "user_id", "chunk", "user_bucket", F.lit(signal).alias("signal"),
+        F.lit(int(sid_version)).cast("bigint").alias("sid_version"),
+        F.col("_events.item_id").alias("item_ids"), F.col("_events.ts").alias("ts"),
+        F.col("_events.click").alias("clicks"), F.col("_events.sid").alias("sids"),
+    ).select(*schemas.USER_HISTORIES)
+
+
+def impression_rows(ranked: "DataFrame", *, signal: str, sid_version: int, n_codes: int, n_ngrams: int,
+                    histories_version: int | None) -> "DataFrame":
+    """The ``impressions`` rows of :func:`ranked_events`' output; ``histories_version`` is the
+    ``user_histories`` version their ``hist_end`` points into (``None`` on Parquet: the current one)."""
+    from pyspark.sql import functions as F
+
+    def array_of(columns: list[str], kind: str) -> "Column":
+        return F.array(*[F.col(c) for c in columns]).cast(f"array<{kind}>") if columns else F.array().cast(f"array<{kind}>")
+
+    return ranked.select(
+        "user_id", "item_id", "ts", "click", "conv", F.lit(signal).alias("signal"),
+        F.lit(int(sid_version)).cast("bigint").alias("sid_version"), F.col("sid").alias("target_sid"),
+        array_of(code_columns(n_codes), "int").alias("target_codes"),
+        array_of(ngram_columns(n_ngrams), "bigint").alias("target_ngrams"),
+        "hist_end", "user_bucket",
+        F.lit(None if histories_version is None else int(histories_version)).cast("bigint").alias("histories_version"),
+    ).select(*schemas.IMPRESSIONS)
+
+
+def stored_events(histories: "DataFrame") -> int:
+    """How many events ``user_histories`` rows hold (the sum of their array lengths)."""
+    from pyspark.sql import functions as F
+
+    return int(histories.agg(F.sum(F.size("item_ids"))).collect()[0][0] or 0)
