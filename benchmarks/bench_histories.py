@@ -66,23 +66,26 @@ def ensure_movielens(tables: Path) -> None:
 
 
 def stored_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and "_delta_log" not in f.parts) / MB
+    """The data files of the table's current snapshot (an overwrite leaves the old ones for time travel)."""
+    from deltalake import DeltaTable
+
+    return sum(Path(f).stat().st_size for f in DeltaTable(str(path)).file_uris()) / MB
 
 
 def read_rate(location: Path, histories: Path | None, length: int, batches: int) -> dict[str, Any]:
-    """Impressions/s of the reader (one core, one reader thread) over ``batches`` batches of 1024."""
+    """Impressions/s of the reader (one core, one reader thread) over its first ``batches`` batches of
+    1024, from opening the table on."""
     code = (
         "import json, os, sys, time, torch\n"
         "os.sched_setaffinity(0, {0}); torch.set_num_threads(1)\n"
         "from sidlib.reader import make_dataloader\n"
         "loc, hist, n, batches = sys.argv[1], sys.argv[2] or None, int(sys.argv[3]), int(sys.argv[4])\n"
         "kw = dict(histories=hist, history_length=n) if hist else {}\n"
+        "start, rows = time.perf_counter(), 0  # opening the files and a bucket's histories included\n"
         "loader = make_dataloader(loc, split='train', batch_size=1024, workers_count=1, **kw)\n"
-        "rows, start = 0, None\n"
         "for i, b in enumerate(loader):\n"
-        "    if i == 1: start, rows = time.perf_counter(), 0  # the first batch pays for opening the files\n"
         "    rows += len(b['item_id'])\n"
-        "    if i == batches: break\n"
+        "    if i + 1 == batches: break\n"
         "print(json.dumps({'rows': rows, 'seconds': time.perf_counter() - start,\n"
         "                  'width': int(b['hist_item_ids'].shape[1])}))\n")
     out = subprocess.run([sys.executable, "-c", code, str(location), str(histories or ""), str(length), str(batches)],
@@ -105,17 +108,18 @@ def movielens(args: argparse.Namespace) -> None:
         for n in lengths:
             rate = read_rate(tables / out, None if layout == "materialized" else tables / "user_histories", n,
                              args.batches)
-            rows.append({"layout": layout, "history_length": n, "build_s": round(built["job_seconds"], 1),
+            rows.append({"layout": layout, "history_length": n, "build_s": built["job_seconds"],
+                         "build_wall_s": built["wall_s"],
                          "build_peak_rss_mb": round(built["peak_rss_mb"]),
                          "stored_mb": round(sum(stored_mb(tables / t) for t in names), 1),
-                         "export_s": round(export["job_seconds"], 1), "export_peak_rss_mb": round(export["peak_rss_mb"]),
+                         "export_s": export["job_seconds"], "export_peak_rss_mb": round(export["peak_rss_mb"]),
                          "export_mb": round(stored_mb(tables / out), 1), **rate})
             print(rows[-1], flush=True)
-    body = (f"```bash\npython benchmarks/bench_histories.py movielens --lengths {args.lengths}\n```\n\n"
-            "MovieLens-1M (1,000,209 events, 6,040 users) on the embedded engine, 2 cores, synthetic 3 x 256 SIDs. "
+    body = ("MovieLens-1M (1,000,209 events, 6,040 users) on the embedded engine, 2 cores, synthetic 3 x 256 SIDs. "
             "build_s / build_peak_rss_mb: build_sequences (whole process tree); stored_mb: the tables it writes "
             "(data files); export_*: export_training_data and its table. The reader: the train split in batches "
-            f"of 1024, {args.batches} batches after the first, one core, one reader thread, into torch tensors. "
+            f"of 1024, the first {args.batches} batches from opening the table (files, the bucket's histories), one core, "
+            "one reader thread, all default columns into torch tensors. "
             "The compact build does not depend on the history length (one build serves every length).\n\n"
             + markdown_table(rows, list(rows[0])))
     publish("Long histories: compact vs materialized layout on MovieLens-1M (bench_histories)", body,
@@ -137,8 +141,7 @@ def synthetic(args: argparse.Namespace) -> None:
                      "peak_rss_mb": round(built["peak_rss_mb"]), "median_rss_mb": round(built["median_rss_mb"]),
                      "stored_mb": round(stored_mb(tables / f"user_histories_{n}") + stored_mb(tables / f"impressions_{n}"), 1)})
         print(rows[-1], flush=True)
-    body = (f"```bash\npython benchmarks/bench_histories.py synthetic --events {args.events}\n```\n\n"
-            "Compact build_sequences on power-law events (Zipf users, alpha 1.0, over 100,000 users; 10^5 items "
+    body = ("Compact build_sequences on power-law events (Zipf users, alpha 1.0, over 100,000 users; 10^5 items "
             "with SIDs), embedded engine, 2 cores; peak/median RSS of the whole process tree, sampled every 0.25 s.\n\n"
             + markdown_table(rows, list(rows[0])))
     publish("Long histories: compact build_sequences vs events (bench_histories)", body, write=not args.no_write)
@@ -154,7 +157,7 @@ def ranker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(2)
     tables = Path(args.work) / "ml1m"
-    ec, (variant,) = EvaluateConfig(), parse_variants(["side"])
+    ec, variant = EvaluateConfig(), parse_variants(["id", "side"])[1]
     rows = []
     for n in csv_ints(args.lengths):
         train = load_split(str(tables / "ranker_impressions"), "train", max_rows=args.rows,
@@ -178,8 +181,7 @@ def ranker(args: argparse.Namespace) -> None:
                      "model_ms_per_step": round(1e3 * step / args.steps, 1),
                      "impressions_per_s": round(args.steps * ec.batch_size / (assemble + step))})
         print(rows[-1], flush=True)
-    body = (f"```bash\npython benchmarks/bench_histories.py ranker --lengths {args.lengths}\n```\n\n"
-            f"The evaluation's ranker (`side` variant, evaluate defaults: dim {ec.embedding_dim}, {ec.heads} heads) "
+    body = (f"The evaluation's ranker (`side` variant, evaluate defaults: dim {ec.embedding_dim}, {ec.heads} heads) "
             f"trained from the compact MovieLens-1M tables (the latest {args.rows:,} train impressions in memory, "
             "histories assembled per batch from `user_histories`), 2 torch threads; per training step of one "
             "batch: assembling it, and the model's forward, backward and Adam step.\n\n"
@@ -195,7 +197,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="part", required=True)
     p = sub.add_parser("movielens")
     p.add_argument("--lengths", default="50,1000,10000")
-    p.add_argument("--batches", type=int, default=100)
+    p.add_argument("--batches", type=int, default=300)
     p = sub.add_parser("synthetic")
     p.add_argument("--events", default="1000000,10000000")
     p = sub.add_parser("ranker")
