@@ -318,11 +318,15 @@ class SequencesConfig:
     rows_per_file: int = 50_000
     #: Compact: users are hashed into buckets of about this many events; a reader holds one bucket's
     #: histories at a time (~28 bytes per event).
-    events_per_bucket: int = 1_000_000
+    events_per_bucket: int = 250_000
+    #: Compact: the tables are written in passes over groups of buckets of about this many events, so
+    #: the embedded engine (whose sorts and aggregations hold their input) holds one pass at a time;
+    #: each pass reads the events again. ``null``: one pass (classic Spark spills by itself).
+    events_per_pass: int | None = 1_000_000
 
     def __post_init__(self) -> None:
         check_at_least("sequences", self, {"history_length": 1, "max_events_per_task": 1, "rows_per_file": 1,
-                                           "events_per_bucket": 1})
+                                           "events_per_bucket": 1, "events_per_pass": 1})
         if self.history_length > MAX_HISTORY_LENGTH:
             raise ConfigError(f"sequences.history_length must be at most {MAX_HISTORY_LENGTH}, got "
                               f"{self.history_length}")

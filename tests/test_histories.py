@@ -86,3 +86,14 @@ def test_an_impression_past_its_users_events_is_refused() -> None:
         index.assemble(np.array([84]), np.array([999]))
     with pytest.raises(TableError, match="no events of user 5"):
         index.assemble(np.array([5]), np.array([1]))
+
+
+def test_passes_balance_skewed_buckets_and_cover_each_once() -> None:
+    from sidlib.spark.histories import plan_passes
+
+    sizes = {0: 900, 1: 100, 2: 100, 3: 500, 4: 400, 5: 50, 7: 950}  # bucket 6 has no events
+    groups = plan_passes(sizes, 1000)
+    assert len(groups) == 3 and sorted(b for g in groups for b in g) == sorted(sizes)
+    assert max(sum(sizes[b] for b in g) for g in groups) == 1000  # the heaviest bucket bounds it: 950 + 50
+    assert plan_passes(sizes, None) == [sorted(sizes)]
+    assert sorted(plan_passes(sizes, 10)) == [[b] for b in sorted(sizes)]  # at most one pass per bucket

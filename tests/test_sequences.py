@@ -227,17 +227,23 @@ def test_heavy_user_chunks_give_identical_output(spark, env, unchunked) -> None:
     assert_frames_equal(chunked, expected)
 
 
-@pytest.mark.parametrize("max_events_per_task", [20_000, 5])
-def test_compact_layout_assembles_the_materialized_rows(env, unchunked, max_events_per_task: int) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("max_events_per_task", "events_per_pass", "passes"), [(20_000, None, 1), (5, 12_000, 4)])
+def test_compact_layout_assembles_the_materialized_rows(env, unchunked, max_events_per_task: int,  # type: ignore[no-untyped-def]
+                                                        events_per_pass: int | None, passes: int) -> None:
     """The compact tables, assembled at the materialized table's history length, give its rows exactly,
-    also with heavy users cut into chunks of 5 events; one build serves any other length too."""
+    also with heavy users cut into chunks of 5 events and the tables written in passes over the user
+    buckets; one build serves any other length too."""
     cfg, tables, events = env
     _, expected = unchunked
+    defaults = SidlibConfig().sequences
     cfg.sequences.layout, cfg.sequences.max_events_per_task, cfg.sequences.events_per_bucket = "compact", max_events_per_task, 10_000
+    cfg.sequences.events_per_pass = events_per_pass
     try:
         summary = build_sequences.run(cfg, tables)
     finally:
-        cfg.sequences.layout, cfg.sequences.max_events_per_task = "materialized", SidlibConfig().sequences.max_events_per_task
+        cfg.sequences.layout, cfg.sequences.max_events_per_task = "materialized", defaults.max_events_per_task
+        cfg.sequences.events_per_bucket, cfg.sequences.events_per_pass = defaults.events_per_bucket, defaults.events_per_pass
+    assert summary["passes"] == passes
     tables.check_schema("user_histories", schemas.USER_HISTORIES)
     tables.check_schema("impressions", schemas.IMPRESSIONS)
     written = summary["written"]
@@ -368,3 +374,27 @@ def test_chunks_carry_exactly_the_context_the_definition_asks_for(spark, n, m) -
     got = chunked_input(frame, n, m).select("user_id", "chunk", "r", "is_context").toPandas()
     assert len(got) == len(got.drop_duplicates())
     assert set(got.itertuples(index=False, name=None)) == expected_chunk_rows(events, n, m)
+
+
+def test_export_refuses_the_impressions_of_an_unfinished_compact_build(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sidlib.jobs import export_training_data
+
+    rng = np.random.default_rng(4)
+    n = 800
+    events = pd.DataFrame({"user_id": rng.integers(1, 50, n), "item_id": rng.integers(1, 20, n),
+                           "ts": rng.integers(0, 400, n), "click": rng.integers(0, 2, n).astype(np.int32),
+                           "conv": np.zeros(n, np.int32)})
+    cfg = SidlibConfig(tables=TablesConfig(root=str(tmp_path)))
+    cfg.sequences.events_per_bucket, cfg.sequences.events_per_pass = 100, 200  # 8 buckets in 4 passes
+    tables = Tables(spark, cfg.tables)
+    tables.write(spark.createDataFrame(events, schemas.ddl(schemas.EVENTS)), "events", expected=schemas.EVENTS)
+    write_item_sids(tables, [synthetic_item_sids(np.arange(1, 20), 1)])
+    built = build_sequences.run(cfg, tables)
+    assert (built["user_buckets"], built["passes"]) == (8, 4)
+    assert export_training_data.run(cfg, tables)["inputs"]["user_histories"]["events"] == n
+    # a run that stopped after some passes: its impressions miss users that user_histories has
+    partial = tables.read_unpinned("impressions").where("user_bucket <> 0").select(*schemas.IMPRESSIONS).toPandas()
+    tables.write(spark.createDataFrame(partial, schemas.ddl(schemas.IMPRESSIONS)), "impressions",
+                 partition_by=["user_bucket"])
+    with pytest.raises(TableError, match=r"user_histories version \d+ holds 800 events: build_sequences did not finish"):
+        export_training_data.run(cfg, tables)

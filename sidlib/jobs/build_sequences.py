@@ -22,7 +22,9 @@ from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.results import Result
 from sidlib.spark import pointer
-from sidlib.spark.histories import impression_rows, num_user_buckets, ranked_events, stored_events, user_history_rows
+from sidlib.spark.session import release_freed_memory
+from sidlib.spark.histories import (bucket_sizes, events_of_pass, impression_rows, num_user_buckets, plan_passes,
+                                   ranked_events, stored_events, user_history_rows)
 from sidlib.spark.sequences import count_rows, item_sid_layout, newest_sid_version, sequence_rows, signal_sids
 
 log = logging.getLogger(__name__)
@@ -45,13 +47,15 @@ def resolve_sid_version(tables: Any, signal: str, requested: int | None, sids: A
 @dataclass(frozen=True)
 class SequencesResult(Result):
     """The SID version the histories carry (and where that choice came from), their layout, the
-    input versions read and the rows written (``user_buckets``: compact layout only)."""
+    input versions read and the rows written (``user_buckets``: compact layout only; ``passes``: how
+    many queries wrote each table, one commit each)."""
 
     signal: str
     sid_version: int
     sid_version_source: str
     layout: str
     user_buckets: int | None
+    passes: int
     history_length: int
     max_events_per_task: int
     n_codes: int
@@ -79,36 +83,45 @@ def run(cfg: SidlibConfig, tables: Any) -> SequencesResult:
 
     codes = {"n_codes": layout["n_codes"], "n_ngrams": layout["n_ngrams"]}
     buckets = num_user_buckets(events_rows, sc.events_per_bucket) if sc.layout == "compact" else None
+    passes = 1
     if buckets is None:
         out = sequence_rows(events, sids, signal=sc.signal, sid_version=version, **codes,
                             history_length=sc.history_length, max_events_per_task=sc.max_events_per_task,
                             total_rows=events_rows, rows_per_file=sc.rows_per_file)
-        written = {"sequences": write_all(tables, out, "sequences", events_rows)}
+        written = {"sequences": write_all(tables, [out], "sequences", events_rows)}
     else:
-        ranked = ranked_events(events, sids, **codes, buckets=buckets)
-        histories = user_history_rows(ranked, signal=sc.signal, sid_version=version,
-                                      max_events_per_task=sc.max_events_per_task)
+        groups = plan_passes(bucket_sizes(events, buckets) if sc.events_per_pass else {}, sc.events_per_pass)
+        passes = len(groups)
+        ranked = [ranked_events(events if passes == 1 else events_of_pass(events, buckets, group), sids, **codes,
+                                buckets=buckets) for group in groups]
+        histories = [user_history_rows(r, signal=sc.signal, sid_version=version,
+                                       max_events_per_task=sc.max_events_per_task) for r in ranked]
         written = {"user_histories": write_all(tables, histories, "user_histories", events_rows, ["user_bucket"])}
-        impressions = impression_rows(ranked, signal=sc.signal, sid_version=version, **codes,
-                                      histories_version=written["user_histories"]["version"])
+        impressions = [impression_rows(r, signal=sc.signal, sid_version=version, **codes,
+                                       histories_version=written["user_histories"]["version"]) for r in ranked]
         written["impressions"] = write_all(tables, impressions, "impressions", events_rows, ["user_bucket"])
-    log.info("build_sequences (%s layout, history_length %d, max_events_per_task %d): %s", sc.layout,
-             sc.history_length, sc.max_events_per_task,
+    log.info("build_sequences (%s layout, %d pass(es), history_length %d, max_events_per_task %d): %s", sc.layout,
+             passes, sc.history_length, sc.max_events_per_task,
              ", ".join(f"{t} v{w['version']} {w['rows']} rows in {w['seconds']}s" for t, w in written.items()))
     return SequencesResult(
         signal=sc.signal, sid_version=version, sid_version_source=source, layout=sc.layout, user_buckets=buckets,
-        history_length=sc.history_length, max_events_per_task=sc.max_events_per_task, **codes,
+        passes=passes, history_length=sc.history_length, max_events_per_task=sc.max_events_per_task, **codes,
         inputs={"events": {"version": events_version, "rows": events_rows},
                 "item_sids": {"version": sids_read, "rows": layout["items"]}},
         written=written,
     )
 
 
-def write_all(tables: Any, df: Any, table: str, events: int, partition_by: list[str] | None = None) -> dict[str, Any]:
-    """Overwrite ``table`` with ``df``, then check it holds one entry per event (an impression row,
-    or an event in ``user_histories``' arrays); where it went, its version, rows and write time."""
+def write_all(tables: Any, parts: list[Any], table: str, events: int, partition_by: list[str] | None = None) -> dict[str, Any]:
+    """Overwrite ``table`` with the first of ``parts``, append the others (one commit each), then
+    check it holds one entry per event (an impression row, or an event in ``user_histories``'
+    arrays); where it went, its version, rows and write time."""
     t0 = time.perf_counter()
-    version = tables.write(df, table, partition_by=partition_by or ())
+    for index, df in enumerate(parts):
+        version = tables.write(df, table, partition_by=partition_by or (), mode="append" if index else "overwrite")
+        if len(parts) > 1:
+            release_freed_memory()
+            log.info("%s: pass %d of %d written", table, index + 1, len(parts))
     seconds = time.perf_counter() - t0
     written = tables.read_unpinned(table)
     rows = written.count()

@@ -21,6 +21,7 @@ from sidlib import schemas
 from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.results import Result
+from sidlib.spark.histories import pointed_versions, stored_events
 from sidlib.spark.splits import split_boundaries, split_stats, with_split
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,22 @@ class ExportResult(Result):
     written: dict[str, dict[str, Any]]
 
 
+def check_complete(tables: Any, impressions: Any, rows: int) -> dict[str, Any]:
+    """The ``user_histories`` version the impressions point into, after checking it holds exactly
+    one event per impression: build_sequences writes the compact tables in several commits, and a
+    run that failed (or still runs) leaves them partial."""
+    versions = pointed_versions(impressions)
+    if len(versions) != 1:
+        raise TableError(f"impressions point into several user_histories versions {sorted(map(str, versions))}: "
+                         f"rerun build_sequences")
+    histories, version = tables.read("user_histories", versions[0])
+    events = stored_events(histories)
+    if events != rows:
+        raise TableError(f"impressions has {rows} rows but user_histories version {version} holds {events} events: "
+                         f"build_sequences did not finish (or is running); rerun it")
+    return {"version": version, "events": events}
+
+
 def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
     source = "impressions" if cfg.sequences.layout == "compact" else "sequences"
     target = cfg.sequences.training_table
@@ -45,6 +62,10 @@ def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
     log.info("read %s version %s: %d rows", source, seq_version, seq_rows)
     if not seq_rows:
         raise TableError(f"{source} is empty: nothing to export")
+
+    inputs = {source: {"version": seq_version, "rows": seq_rows}}
+    if source == "impressions":
+        inputs["user_histories"] = check_complete(tables, seq, seq_rows)
 
     bounds = split_boundaries(seq, cfg.export.quantile_levels(), approximate=cfg.export.approximate_quantiles)
     log.info("split boundaries (first ts of valid / test): %s", bounds)
@@ -62,7 +83,7 @@ def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
     log.info("wrote %s version %s: %d rows (%s) in %.1fs", target, version, rows,
              ", ".join(f"{k} {v['rows']}" for k, v in splits.items()), write_seconds)
     return ExportResult(
-        inputs={source: {"version": seq_version, "rows": seq_rows}},
+        inputs=inputs,
         boundaries=bounds,
         splits=splits,
         written={target: {"location": tables.location(target), "version": version,

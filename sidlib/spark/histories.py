@@ -12,11 +12,17 @@ Both tables carry ``user_bucket = pmod(xxhash64(user_id), buckets)`` and are par
 reader that takes one bucket's impressions needs only that bucket's histories in memory. The work is
 one sort of the events per user (two ranking windows) and, for the histories, one aggregation per
 chunk: O(events), whatever N is.
+
+The embedded engine holds a sort's and an aggregation's whole input in memory (the aggregation of
+arrays cannot spill), so its peak would grow with the events. The tables are therefore written in
+passes (:func:`plan_passes`): each pass takes the users of a group of buckets and is its own query,
+so the engine holds about ``sequences.events_per_pass`` events at a time. Every pass reads the events
+again; that costs less than holding them (measured in ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from sidlib import schemas
 from sidlib.spark.sequences import code_columns, ngram_columns, with_sids
@@ -34,6 +40,36 @@ def user_bucket(buckets: int) -> "Column":
     from pyspark.sql import functions as F
 
     return F.pmod(F.xxhash64("user_id"), F.lit(int(buckets))).cast("int")
+
+
+def bucket_sizes(events: "DataFrame", buckets: int) -> dict[int, int]:
+    """Events per user bucket (buckets without events are left out)."""
+    from pyspark.sql import functions as F
+
+    rows = events.groupBy(user_bucket(buckets).alias("b")).agg(F.count(F.lit(1)).alias("n")).collect()
+    return {int(r["b"]): int(r["n"]) for r in rows}
+
+
+def plan_passes(sizes: Mapping[int, int], events_per_pass: int | None) -> list[list[int]]:
+    """Buckets grouped into passes of about ``events_per_pass`` events (``None``: one pass): as many
+    passes as the events need, largest bucket first into the lightest pass, so the heaviest pass (the
+    engine's peak memory) stays close to the average whatever the skew of users."""
+    order = sorted(sizes, key=lambda b: (-sizes[b], b))
+    if events_per_pass is None or not order:
+        return [sorted(order)]
+    passes = max(1, min(len(order), -(-sum(sizes.values()) // max(1, int(events_per_pass)))))
+    groups: list[list[int]] = [[] for _ in range(passes)]
+    loads = [0] * passes
+    for bucket in order:
+        lightest = loads.index(min(loads))
+        groups[lightest].append(bucket)
+        loads[lightest] += sizes[bucket]
+    return [sorted(g) for g in groups]
+
+
+def events_of_pass(events: "DataFrame", buckets: int, chosen: list[int]) -> "DataFrame":
+    """The events of the users of the ``chosen`` buckets."""
+    return events.where(user_bucket(buckets).isin([int(b) for b in chosen]))
 
 
 def ranked_events(events: "DataFrame", sids: "DataFrame", n_codes: int, n_ngrams: int, buckets: int) -> "DataFrame":
@@ -89,3 +125,8 @@ def stored_events(histories: "DataFrame") -> int:
     from pyspark.sql import functions as F
 
     return int(histories.agg(F.sum(F.size("item_ids"))).collect()[0][0] or 0)
+
+
+def pointed_versions(impressions: "DataFrame") -> list[int | None]:
+    """The distinct ``user_histories`` versions that ``impressions`` rows point into."""
+    return [row[0] for row in impressions.select("histories_version").distinct().collect()]

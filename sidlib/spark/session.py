@@ -201,3 +201,20 @@ def _conf_value(spark: "SparkSession", key: str) -> str | None:
 def is_connect(spark: "SparkSession") -> bool:
     """True for Spark Connect sessions (Sail, Databricks serverless), where RDD/_jdf are unavailable."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by the engine back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    The embedded engine runs in this process, and glibc keeps what its threads freed in per-thread
+    arenas, so a job made of several queries would keep the peak of all of them. Called between the
+    queries of a job whose peak must not grow with the number of queries (build_sequences' passes)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None or not sys.platform.startswith("linux"):
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
