@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidlib import schemas
-from sidlib.config import SidlibConfig
+from sidlib.config import SequencesConfig, SidlibConfig
 from sidlib.errors import TableError
 from sidlib.results import Result
 from sidlib.spark import pointer
@@ -90,16 +90,7 @@ def run(cfg: SidlibConfig, tables: Any) -> SequencesResult:
                             total_rows=events_rows, rows_per_file=sc.rows_per_file)
         written = {"sequences": write_all(tables, [out], "sequences", events_rows)}
     else:
-        groups = plan_passes(bucket_sizes(events, buckets) if sc.events_per_pass else {}, sc.events_per_pass)
-        passes = len(groups)
-        ranked = [ranked_events(events if passes == 1 else events_of_pass(events, buckets, group), sids, **codes,
-                                buckets=buckets) for group in groups]
-        histories = [user_history_rows(r, signal=sc.signal, sid_version=version,
-                                       max_events_per_task=sc.max_events_per_task) for r in ranked]
-        written = {"user_histories": write_all(tables, histories, "user_histories", events_rows, ["user_bucket"])}
-        impressions = [impression_rows(r, signal=sc.signal, sid_version=version, **codes,
-                                       histories_version=written["user_histories"]["version"]) for r in ranked]
-        written["impressions"] = write_all(tables, impressions, "impressions", events_rows, ["user_bucket"])
+        passes, written = write_compact(tables, events, sids, sc, version, codes, events_rows, buckets)
     log.info("build_sequences (%s layout, %d pass(es), history_length %d, max_events_per_task %d): %s", sc.layout,
              passes, sc.history_length, sc.max_events_per_task,
              ", ".join(f"{t} v{w['version']} {w['rows']} rows in {w['seconds']}s" for t, w in written.items()))
@@ -112,7 +103,24 @@ def run(cfg: SidlibConfig, tables: Any) -> SequencesResult:
     )
 
 
-def write_all(tables: Any, parts: list[Any], table: str, events: int, partition_by: list[str] | None = None) -> dict[str, Any]:
+def write_compact(tables: Any, events: Any, sids: Any, sc: SequencesConfig, version: int, codes: dict[str, int],
+                  events_rows: int, buckets: int) -> tuple[int, dict[str, dict[str, Any]]]:
+    """Write ``user_histories``, then ``impressions`` pointing into its new version, in passes over
+    groups of user buckets (:mod:`sidlib.spark.histories`); ``(passes, what was written)``."""
+    groups = plan_passes(bucket_sizes(events, buckets) if sc.events_per_pass else {}, sc.events_per_pass)
+    ranked = [ranked_events(events if len(groups) == 1 else events_of_pass(events, buckets, group), sids, **codes,
+                            buckets=buckets) for group in groups]
+    histories = [user_history_rows(r, signal=sc.signal, sid_version=version, max_events_per_task=sc.max_events_per_task)
+                 for r in ranked]
+    written = {"user_histories": write_all(tables, histories, "user_histories", events_rows, ["user_bucket"])}
+    impressions = [impression_rows(r, signal=sc.signal, sid_version=version, **codes,
+                                   histories_version=written["user_histories"]["version"]) for r in ranked]
+    written["impressions"] = write_all(tables, impressions, "impressions", events_rows, ["user_bucket"])
+    return len(groups), written
+
+
+def write_all(tables: Any, parts: list[Any], table: str, events: int,
+              partition_by: list[str] | None = None) -> dict[str, Any]:
     """Overwrite ``table`` with the first of ``parts``, append the others (one commit each), then
     check it holds one entry per event (an impression row, or an event in ``user_histories``'
     arrays); where it went, its version, rows and write time."""

@@ -80,7 +80,8 @@ def ranked_events(events: "DataFrame", sids: "DataFrame", n_codes: int, n_ngrams
 
     by_user = Window.partitionBy("user_id")
     return (with_sids(events, sids, n_codes, n_ngrams)
-            .withColumn("r", (F.row_number().over(by_user.orderBy("ts", "item_id", "click", "conv")) - 1).cast("bigint"))
+            .withColumn("r", (F.row_number().over(by_user.orderBy("ts", "item_id", "click", "conv")) - 1)
+                        .cast("bigint"))
             .withColumn("hist_end", (F.rank().over(by_user.orderBy("ts")) - 1).cast("bigint"))
             .withColumn("user_bucket", user_bucket(buckets)))
 
@@ -108,7 +109,7 @@ def impression_rows(ranked: "DataFrame", *, signal: str, sid_version: int, n_cod
     from pyspark.sql import functions as F
 
     def array_of(columns: list[str], kind: str) -> "Column":
-        return F.array(*[F.col(c) for c in columns]).cast(f"array<{kind}>") if columns else F.array().cast(f"array<{kind}>")
+        return F.array(*[F.col(c) for c in columns]).cast(f"array<{kind}>")
 
     return ranked.select(
         "user_id", "item_id", "ts", "click", "conv", F.lit(signal).alias("signal"),
