@@ -305,8 +305,8 @@ class SequencesConfig:
     ``history_length``, so the build costs O(events) whatever the length. ``materialized`` stores
     every impression's history in its row (``sequences``): for short histories and readers that
     cannot assemble. Users with more than ``max_events_per_task`` events are split into time-ordered
-    chunks, so one task never holds more than about that many (plus 2 x history_length when
-    materialized) events of one user."""
+    chunks: each materialized task holds at most that many plus 2 x history_length events of one user,
+    and each compact ``user_histories`` row at most that many."""
 
     history_length: int = 50
     signal: str = "text"
@@ -317,11 +317,12 @@ class SequencesConfig:
     #: once; a row is ~2 KB decoded at history_length 50).
     rows_per_file: int = 50_000
     #: Compact: users are hashed into buckets of about this many events; a reader holds one bucket's
-    #: histories at a time (~28 bytes per event).
+    #: histories at a time (32 bytes per event).
     events_per_bucket: int = 250_000
-    #: Compact: the tables are written in passes over groups of buckets of about this many events, so
-    #: the embedded engine (whose sorts and aggregations hold their input) holds one pass at a time;
-    #: each pass reads the events again. ``null``: one pass (classic Spark spills by itself).
+    #: Compact, embedded engine: the tables are written in passes over groups of buckets of about this
+    #: many events, so the engine (whose sorts and aggregations hold their input) holds one pass at a
+    #: time; each pass reads the events again. ``null``: one pass. Classic Spark always makes one pass
+    #: (it spills by itself).
     events_per_pass: int | None = 1_000_000
 
     def __post_init__(self) -> None:
@@ -330,11 +331,6 @@ class SequencesConfig:
         if self.history_length > MAX_HISTORY_LENGTH:
             raise ConfigError(f"sequences.history_length must be at most {MAX_HISTORY_LENGTH}, got "
                               f"{self.history_length}")
-
-    @property
-    def output_tables(self) -> tuple[str, ...]:
-        """The logical tables ``build_sequences`` writes in this layout."""
-        return ("user_histories", "impressions") if self.layout == "compact" else ("sequences",)
 
     @property
     def training_table(self) -> str:

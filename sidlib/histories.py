@@ -96,20 +96,22 @@ class HistoryIndex:
         n = self.history_length
         user_ids = np.asarray(user_ids, dtype=np.int64)
         ends = np.asarray(hist_ends, dtype=np.int64)
-        where = np.searchsorted(self.users, user_ids)
-        where = np.minimum(where, max(len(self.users) - 1, 0))
-        known = (self.users[where] == user_ids) if len(self.users) else np.zeros(len(user_ids), bool)
+        if len(self.users):
+            where = np.minimum(np.searchsorted(self.users, user_ids), len(self.users) - 1)
+            known = self.users[where] == user_ids
+        else:  # no events at all: only impressions without history can be served
+            where, known = np.zeros(len(user_ids), np.int64), np.zeros(len(user_ids), bool)
         if not known.all() and (ends[~known] > 0).any():
             bad = int(user_ids[~known & (ends > 0)][0])
             raise TableError(f"user_histories has no events of user {bad}, whose impression points past them")
-        lengths = np.where(known, self.lengths[where], 0)
+        lengths = np.where(known, self.lengths[where], 0) if len(self.users) else np.zeros(len(user_ids), np.int64)
         if (ends < 0).any() or (ends > lengths).any():
             bad = int(np.flatnonzero((ends < 0) | (ends > lengths))[0])
             raise TableError(f"impression of user {int(user_ids[bad])} points at history position {int(ends[bad])} "
                              f"of {int(lengths[bad])} events: impressions and user_histories do not match")
         # the window [end - N, end) starts at offset + end - N; a user at offset N (the first) reads the
         # padding slots, any other one its predecessor's events, masked either way
-        starts = np.where(known, self.offsets[where], n) + ends - n
+        starts = (np.where(known, self.offsets[where], n) if len(self.users) else np.full(len(user_ids), n)) + ends - n
         lengths = np.minimum(ends, n)
         short = np.flatnonzero(lengths < n)  # rows with padding: their first n - length slots
         out: dict[str, np.ndarray] = {"hist_len": lengths}

@@ -10,7 +10,8 @@ reading the table's files directly with ``make_batch_reader``:
 * **Parquet** (classic-Spark tests, ``tables.format=parquet``): the ``*.parquet`` files under the
   table directory (``split=<name>/`` for one split).
 
-Two layouts (``sequences.layout``, :mod:`sidlib.spark.histories`) give the same batches:
+Two layouts (``sequences.layout``, :mod:`sidlib.spark.histories`) give the same rows (in another
+order: the compact one is read bucket by bucket):
 
 * **materialized**: ``ranker_training`` rows carry their histories;
 * **compact**: ``ranker_impressions`` rows point into ``user_histories`` (``histories=`` its location),
@@ -132,7 +133,12 @@ class HistorySource:
         import pyarrow.parquet as pq
 
         wanted = sorted(self.buckets) if buckets is None else buckets
-        paths = [_local_path(f) for b in wanted for f in self.buckets.get(b, [])]
+        missing = [b for b in wanted if b not in self.buckets]
+        if missing:
+            raise TableError(f"user_histories at {self.location} (version {self.version}) has no files of user bucket(s) "
+                             f"{missing}, which the impressions read have: rebuild (build_sequences, then "
+                             f"export_training_data)")
+        paths = [_local_path(f) for b in wanted for f in self.buckets[b]]
         columns = ["user_id", "chunk", *HistoryIndex.SOURCES]
         table = pq.ParquetDataset(paths).read(columns=columns) if paths else None
         return HistoryIndex.from_table(table, self.history_length)
@@ -216,21 +222,38 @@ class RankerDataset(IterableDataset):
             groups = [groups[i] for i in rng.permutation(len(groups))]
         return groups
 
+    @property
+    def assembles(self) -> bool:
+        """Whether batches need histories assembled (compact layout, a history column asked for)."""
+        return self.histories is not None and any(c in ASSEMBLED_COLUMNS for c in self.columns)
+
     def _finish(self, block: Block, index: HistoryIndex | None) -> Block:
         """The asked-for columns of ``block``, histories assembled when compact."""
-        if index is None:
-            return block
-        if any(c in ASSEMBLED_COLUMNS for c in self.columns):
+        if index is not None:
             block = {**block, **index.assemble(block["user_id"], block["hist_end"], self.columns)}
         return {c: block[c] for c in self.columns}
 
+    def _cuts(self, emitted: int, n: int, final: bool) -> list[tuple[int, int]]:
+        """Block bounds in a buffer of ``n`` rows, after ``emitted`` rows went out: each block ends
+        where a batch of the whole stream ends (so a group's short end is completed by one block of
+        the next group, not carried into every later batch); with ``final`` the rest too."""
+        bounds, start = [], 0
+        size = (-emitted) % self.batch_size or self.batch_size
+        while start + size <= n:
+            bounds.append((start, start + size))
+            start, size = start + size, self.batch_size
+        if final and start < n:
+            bounds.append((start, n))
+        return bounds
+
     def _blocks(self, rng: np.random.Generator) -> Iterator[Block]:
-        """Blocks of at most ``batch_size`` rows, group by group, each group's last one maybe short;
-        rows permuted in buffers of ``shuffle_rows`` when shuffling."""
+        """Blocks of at most ``batch_size`` rows, group by group (one bucket's histories loaded at a
+        time, only when assembling); rows permuted in buffers of ``shuffle_rows`` when shuffling."""
         threshold = max(self.batch_size, self.shuffle_rows)
         columns = self.stored_columns
+        emitted = 0
         for bucket, files in self._groups(rng):
-            index = None if self.histories is None else self.histories.index([bucket])  # type: ignore[list-item]
+            index = self.histories.index([bucket]) if self.assembles else None  # type: ignore[union-attr,list-item]
             pending: dict[str, list[np.ndarray]] = {c: [] for c in columns}
             n_pending = 0
             with self._reader(files) as reader:
@@ -244,21 +267,24 @@ class RankerDataset(IterableDataset):
                     if n_pending < threshold:
                         continue
                     merged = self._merge(pending, n_pending, rng)
-                    full = (n_pending // self.batch_size) * self.batch_size
-                    for start in range(0, full, self.batch_size):
-                        yield self._finish({c: v[start:start + self.batch_size] for c, v in merged.items()}, index)
-                    pending = {c: [v[full:]] for c, v in merged.items()}
-                    n_pending -= full
+                    cuts = self._cuts(emitted, n_pending, final=False)
+                    for start, stop in cuts:
+                        yield self._finish({c: v[start:stop] for c, v in merged.items()}, index)
+                    done = cuts[-1][1] if cuts else 0
+                    emitted += done
+                    pending = {c: [v[done:]] for c, v in merged.items()}
+                    n_pending -= done
             if n_pending:
                 merged = self._merge(pending, n_pending, rng)
-                for start in range(0, n_pending, self.batch_size):
-                    yield self._finish({c: v[start:start + self.batch_size] for c, v in merged.items()}, index)
+                for start, stop in self._cuts(emitted, n_pending, final=True):
+                    yield self._finish({c: v[start:stop] for c, v in merged.items()}, index)
+                emitted += n_pending
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.rows_read = 0
         if not self.files:
             return
-        carry: Block | None = None  # the short end of a group, completed by the next group's rows
+        carry: Block | None = None  # the short end of a group, completed by the next group's first block
         for block in self._blocks(np.random.default_rng(self.seed)):
             if carry is not None:
                 block = {c: np.concatenate([carry[c], block[c]]) for c in block}

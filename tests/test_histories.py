@@ -97,3 +97,12 @@ def test_passes_balance_skewed_buckets_and_cover_each_once() -> None:
     assert max(sum(sizes[b] for b in g) for g in groups) == 1000  # the heaviest bucket bounds it: 950 + 50
     assert plan_passes(sizes, None) == [sorted(sizes)]
     assert sorted(plan_passes(sizes, 10)) == [[b] for b in sorted(sizes)]  # at most one pass per bucket
+
+
+def test_an_index_without_events_serves_impressions_without_history() -> None:
+    index = HistoryIndex.from_table(None, 3)
+    got = index.assemble(np.array([5, 6]), np.array([0, 0]))
+    assert got["hist_len"].tolist() == [0, 0] and not got["hist_mask"].any()
+    assert (got["hist_sids"] == -1).all() and (got["hist_item_ids"] == 0).all()
+    with pytest.raises(TableError, match="no events of user 5"):
+        index.assemble(np.array([5]), np.array([2]))

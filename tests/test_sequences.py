@@ -397,5 +397,6 @@ def test_export_refuses_the_impressions_of_an_unfinished_compact_build(spark, tm
     partial = tables.read_unpinned("impressions").where("user_bucket <> 0").select(*schemas.IMPRESSIONS).toPandas()
     tables.write(spark.createDataFrame(partial, schemas.ddl(schemas.IMPRESSIONS)), "impressions",
                  partition_by=["user_bucket"])
-    with pytest.raises(TableError, match=r"user_histories version (\d+|None) holds 800 events: build_sequences did not"):
+    with pytest.raises(TableError, match=r"user_histories version (\d+|None) holds 800 events of SID version \[1\]: "
+                                         r"build_sequences did not finish"):
         export_training_data.run(cfg, tables)

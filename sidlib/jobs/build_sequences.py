@@ -23,8 +23,8 @@ from sidlib.errors import TableError
 from sidlib.results import Result
 from sidlib.spark import pointer
 from sidlib.spark.session import release_freed_memory
-from sidlib.spark.histories import (bucket_sizes, events_of_pass, impression_rows, num_user_buckets, plan_passes,
-                                   ranked_events, stored_events, user_history_rows)
+from sidlib.spark.histories import (bucket_sizes, events_of_pass, history_layout, impression_rows, num_user_buckets,
+                                   plan_passes, ranked_events, user_history_rows)
 from sidlib.spark.sequences import count_rows, item_sid_layout, newest_sid_version, sequence_rows, signal_sids
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ def run(cfg: SidlibConfig, tables: Any) -> SequencesResult:
                             total_rows=events_rows, rows_per_file=sc.rows_per_file)
         written = {"sequences": write_all(tables, [out], "sequences", events_rows)}
     else:
-        passes, written = write_compact(tables, events, sids, sc, version, codes, events_rows, buckets)
+        per_pass = sc.events_per_pass if cfg.engine.name == "local" else None  # classic Spark spills by itself
+        passes, written = write_compact(tables, events, sids, sc, version, codes, events_rows, buckets, per_pass)
     log.info("build_sequences (%s layout, %d pass(es), history_length %d, max_events_per_task %d): %s", sc.layout,
              passes, sc.history_length, sc.max_events_per_task,
              ", ".join(f"{t} v{w['version']} {w['rows']} rows in {w['seconds']}s" for t, w in written.items()))
@@ -104,10 +105,11 @@ def run(cfg: SidlibConfig, tables: Any) -> SequencesResult:
 
 
 def write_compact(tables: Any, events: Any, sids: Any, sc: SequencesConfig, version: int, codes: dict[str, int],
-                  events_rows: int, buckets: int) -> tuple[int, dict[str, dict[str, Any]]]:
+                  events_rows: int, buckets: int, events_per_pass: int | None) -> tuple[int, dict[str, dict[str, Any]]]:
     """Write ``user_histories``, then ``impressions`` pointing into its new version, in passes over
-    groups of user buckets (:mod:`sidlib.spark.histories`); ``(passes, what was written)``."""
-    groups = plan_passes(bucket_sizes(events, buckets) if sc.events_per_pass else {}, sc.events_per_pass)
+    groups of user buckets of about ``events_per_pass`` events (:mod:`sidlib.spark.histories`);
+    ``(passes, what was written)``."""
+    groups = plan_passes(bucket_sizes(events, buckets) if events_per_pass else {}, events_per_pass)
     ranked = [ranked_events(events if len(groups) == 1 else events_of_pass(events, buckets, group), sids, **codes,
                             buckets=buckets) for group in groups]
     histories = [user_history_rows(r, signal=sc.signal, sid_version=version, max_events_per_task=sc.max_events_per_task)
@@ -126,14 +128,18 @@ def write_all(tables: Any, parts: list[Any], table: str, events: int,
     arrays); where it went, its version, rows and write time."""
     t0 = time.perf_counter()
     for index, df in enumerate(parts):
+        previous = version if index else None
         version = tables.write(df, table, partition_by=partition_by or (), mode="append" if index else "overwrite")
+        if previous is not None and version != previous + 1:
+            raise TableError(f"{table}: another writer committed versions {previous + 1}..{version - 1} between this "
+                             f"build's passes; run one build_sequences at a time, then rerun it")
         if len(parts) > 1:
             release_freed_memory()
             log.info("%s: pass %d of %d written", table, index + 1, len(parts))
     seconds = time.perf_counter() - t0
     written = tables.read_unpinned(table)
     rows = written.count()
-    held = stored_events(written) if table == "user_histories" else rows
+    held = history_layout(written)["events"] if table == "user_histories" else rows
     if held != events:
         raise TableError(f"{table} holds {held} events but events had {events}: one per event expected")
     return {"location": tables.location(table), "version": version, "rows": rows, "seconds": round(seconds, 2)}

@@ -21,7 +21,7 @@ from sidlib import schemas
 from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.results import Result
-from sidlib.spark.histories import pointed_versions, stored_events
+from sidlib.spark.histories import history_layout, impression_layout
 from sidlib.spark.splits import split_boundaries, split_stats, with_split
 
 log = logging.getLogger(__name__)
@@ -39,19 +39,21 @@ class ExportResult(Result):
 
 
 def check_complete(tables: Any, impressions: Any, rows: int) -> dict[str, Any]:
-    """The ``user_histories`` version the impressions point into, after checking it holds exactly
-    one event per impression: build_sequences writes the compact tables in several commits, and a
-    run that failed (or still runs) leaves them partial."""
-    versions = pointed_versions(impressions)
-    if len(versions) != 1:
-        raise TableError(f"impressions point into several user_histories versions {sorted(map(str, versions))}: "
-                         f"rerun build_sequences")
-    histories, version = tables.read("user_histories", versions[0])
-    events = stored_events(histories)
-    if events != rows:
-        raise TableError(f"impressions has {rows} rows but user_histories version {version} holds {events} events: "
+    """The ``user_histories`` version the impressions point into and their bucket count, after
+    checking that version holds exactly one event per impression, of the same SID version:
+    build_sequences writes the compact tables in several commits, and a run that failed (or still
+    runs) leaves them partial or from two builds."""
+    pointed = impression_layout(impressions)
+    if len(pointed["histories_version"]) != 1 or len(pointed["sid_version"]) != 1:
+        raise TableError(f"impressions point into user_histories versions {pointed['histories_version']} with SID "
+                         f"versions {pointed['sid_version']}: one of each expected; rerun build_sequences")
+    histories, version = tables.read("user_histories", pointed["histories_version"][0])
+    held = history_layout(histories)
+    if held["events"] != rows or held["sid_version"] != pointed["sid_version"]:
+        raise TableError(f"impressions has {rows} rows of SID version {pointed['sid_version']} but user_histories "
+                         f"version {version} holds {held['events']} events of SID version {held['sid_version']}: "
                          f"build_sequences did not finish (or is running); rerun it")
-    return {"version": version, "events": events}
+    return {"version": version, "events": held["events"], "user_buckets": len(pointed["user_bucket"])}
 
 
 def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
@@ -66,13 +68,14 @@ def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
     inputs = {source: {"version": seq_version, "rows": seq_rows}}
     if source == "impressions":
         inputs["user_histories"] = check_complete(tables, seq, seq_rows)
+    buckets = inputs["user_histories"]["user_buckets"] if source == "impressions" else None
 
     bounds = split_boundaries(seq, cfg.export.quantile_levels(), approximate=cfg.export.approximate_quantiles)
     log.info("split boundaries (first ts of valid / test): %s", bounds)
     out = with_split(seq, bounds, rows=seq_rows, rows_per_file=cfg.export.rows_per_file,
-                     columns=tuple(schemas.by_table()[target]))
+                     columns=tuple(schemas.by_table()[target]), user_buckets=buckets)
     t0 = time.perf_counter()
-    partitions = ["split", "user_bucket"] if source == "impressions" else ["split"]
+    partitions = ["split"] if buckets is None else ["split", "user_bucket"]
     version = tables.write(out, target, partition_by=partitions)
     write_seconds = time.perf_counter() - t0
 

@@ -92,13 +92,13 @@ def load_split(location: str, split: str, *, fmt: str = "delta", version: int | 
         for c in columns:
             parts[c].append(batch[c])
     if not parts["item_id"]:
-        raise TableError(f"ranker_training split {split!r} is empty at {location}")
+        raise TableError(f"split {split!r} is empty at {location}")
     data = {c: torch.cat(v) for c, v in parts.items()}
     # stable sort on (ts, user_id, item_id): the same rows in the same order on every read
     order = np.lexsort((data["item_id"].numpy(), data["user_id"].numpy(), data["ts"].numpy()))
     if max_rows is not None and max_rows < len(order):
         order = order[-max_rows:] if keep == "latest" else order[:max_rows]
-    log.info("ranker_training %s (version %s): kept %d of %d rows", split, loader.dataset.version, len(order),
+    log.info("%s %s (version %s): kept %d of %d rows", location, split, loader.dataset.version, len(order),
              len(data["item_id"]))
     index = torch.from_numpy(order)
     source: HistorySource | None = loader.dataset.histories

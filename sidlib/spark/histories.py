@@ -99,7 +99,7 @@ def user_history_rows(ranked: "DataFrame", *, signal: str, sid_version: int, max
         F.lit(int(sid_version)).cast("bigint").alias("sid_version"),
         F.col("_events.item_id").alias("item_ids"), F.col("_events.ts").alias("ts"),
         F.col("_events.click").alias("clicks"), F.col("_events.sid").alias("sids"),
-    ).select(*schemas.USER_HISTORIES)
+    ).select(*schemas.USER_HISTORIES).repartition("user_bucket")  # a file per bucket, not per task and bucket
 
 
 def impression_rows(ranked: "DataFrame", *, signal: str, sid_version: int, n_codes: int, n_ngrams: int,
@@ -118,16 +118,27 @@ def impression_rows(ranked: "DataFrame", *, signal: str, sid_version: int, n_cod
         array_of(ngram_columns(n_ngrams), "bigint").alias("target_ngrams"),
         "hist_end", "user_bucket",
         F.lit(None if histories_version is None else int(histories_version)).cast("bigint").alias("histories_version"),
-    ).select(*schemas.IMPRESSIONS)
+    ).select(*schemas.IMPRESSIONS).repartition("user_bucket")
 
 
-def stored_events(histories: "DataFrame") -> int:
-    """How many events ``user_histories`` rows hold (the sum of their array lengths)."""
+
+
+def impression_layout(impressions: "DataFrame") -> dict[str, list[int | None]]:
+    """The distinct ``user_histories`` versions that ``impressions`` rows point into, their SID
+    versions and their user buckets."""
     from pyspark.sql import functions as F
 
-    return int(histories.agg(F.sum(F.size("item_ids"))).collect()[0][0] or 0)
+    row = impressions.agg(F.collect_set(F.coalesce("histories_version", F.lit(-1))).alias("histories_version"),
+                          *[F.collect_set(c).alias(c) for c in ("sid_version", "user_bucket")]).collect()[0]
+    out = {c: sorted(row[c]) for c in ("histories_version", "sid_version", "user_bucket")}
+    out["histories_version"] = [None if v == -1 else v for v in out["histories_version"]]  # null on Parquet
+    return out
 
 
-def pointed_versions(impressions: "DataFrame") -> list[int | None]:
-    """The distinct ``user_histories`` versions that ``impressions`` rows point into."""
-    return [row[0] for row in impressions.select("histories_version").distinct().collect()]
+def history_layout(histories: "DataFrame") -> dict[str, int | list[int]]:
+    """How many events ``user_histories`` rows hold, and their SID versions."""
+    from pyspark.sql import functions as F
+
+    row = histories.agg(F.sum(F.size("item_ids")).alias("events"), F.collect_set("sid_version").alias("sid_version")
+                        ).collect()[0]
+    return {"events": int(row["events"] or 0), "sid_version": sorted(row["sid_version"])}

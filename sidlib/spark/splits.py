@@ -41,11 +41,13 @@ def split_boundaries(df: "DataFrame", levels: tuple[float | None, float | None],
 
 
 def with_split(df: "DataFrame", bounds: dict[str, int | None], *, rows: int, rows_per_file: int | None,
-               columns: Sequence[str] = tuple(schemas.RANKER_TRAINING)) -> "DataFrame":
+               columns: Sequence[str] = tuple(schemas.RANKER_TRAINING), user_buckets: int | None = None) -> "DataFrame":
     """``df`` (of ``rows`` rows) with its ``split`` column, in ``columns`` (the output table's), in files
     of about ``rows_per_file`` rows (``None``: the input's layout). A file's row group is what
     Petastorm reads at once, and engines merge small input files into few read partitions, which
-    would give huge ones."""
+    would give huge ones. With ``user_buckets`` (the table is also partitioned by ``user_bucket``)
+    rows are spread by split, bucket and a hash of the user, so each task writes into few partition
+    directories instead of a small file into every one of them."""
     from pyspark.sql import functions as F
 
     split = F.lit("train")
@@ -58,7 +60,12 @@ def with_split(df: "DataFrame", bounds: dict[str, int | None], *, rows: int, row
         split = F.when(cond, "valid").otherwise(split)
     out = df.withColumn("split", split)
     if rows_per_file:
-        out = out.repartition(max(1, -(-rows // rows_per_file)))
+        files = max(1, -(-rows // rows_per_file))
+        if user_buckets is None:
+            out = out.repartition(files)
+        else:  # about `files` tasks over the (split, bucket) directories, users spread within each
+            per_directory = max(1, -(-files // (len(schemas.SPLITS) * int(user_buckets))))
+            out = out.repartition(files, "split", "user_bucket", F.pmod(F.xxhash64("user_id"), F.lit(per_directory)))
     return out.select(*columns)
 
 
