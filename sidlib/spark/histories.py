@@ -99,7 +99,7 @@ def user_history_rows(ranked: "DataFrame", *, signal: str, sid_version: int, max
         F.lit(int(sid_version)).cast("bigint").alias("sid_version"),
         F.col("_events.item_id").alias("item_ids"), F.col("_events.ts").alias("ts"),
         F.col("_events.click").alias("clicks"), F.col("_events.sid").alias("sids"),
-    ).select(*schemas.USER_HISTORIES).repartition("user_bucket")  # a file per bucket, not per task and bucket
+    ).select(*schemas.USER_HISTORIES)
 
 
 def impression_rows(ranked: "DataFrame", *, signal: str, sid_version: int, n_codes: int, n_ngrams: int,
@@ -118,7 +118,7 @@ def impression_rows(ranked: "DataFrame", *, signal: str, sid_version: int, n_cod
         array_of(ngram_columns(n_ngrams), "bigint").alias("target_ngrams"),
         "hist_end", "user_bucket",
         F.lit(None if histories_version is None else int(histories_version)).cast("bigint").alias("histories_version"),
-    ).select(*schemas.IMPRESSIONS).repartition("user_bucket")
+    ).select(*schemas.IMPRESSIONS)
 
 
 
