@@ -210,6 +210,10 @@ class RefreshConfig:
     #: Refit even though the upstream model is unchanged (e.g. after many new items). The refit then
     #: also has to pass the churn check of the quality gate.
     refit: bool = False
+    #: Refit an unchanged model by itself once the items new since the current version's fit are at
+    #: least this share of the items it has encoded (counted at the start of a run, so the items of
+    #: that run's incremental encode count from the next run on). ``null``: only ``refit`` triggers.
+    refit_new_items: float | None = None
     #: On such a refit, start from the current version's quantizer (its codebooks, or a neural model's
     #: weights) instead of a fresh initialisation, so most items keep their SIDs.
     warm_start: bool = True
@@ -232,6 +236,8 @@ class RefreshConfig:
     def __post_init__(self) -> None:
         if not 0 < self.min_rollout_coverage <= 1:
             raise ConfigError(f"refresh.min_rollout_coverage must be in (0, 1], got {self.min_rollout_coverage}")
+        if self.refit_new_items is not None and not 0 < self.refit_new_items <= 1:
+            raise ConfigError(f"refresh.refit_new_items must be in (0, 1] or null, got {self.refit_new_items}")
         for name in ("max_loss_regression", "max_rate_drop", "max_churn", "stability_margin"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"refresh.{name} must be in [0, 1], got {getattr(self, name)}")

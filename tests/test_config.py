@@ -46,6 +46,10 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
         (["evaluate.threads=0"], "evaluate.threads must be at least 1, got 0"),
         (["evaluate.confidence=1"], "evaluate.confidence must be in (0, 1)"),
         (["evaluate.max_rows={tran: 5}"], "evaluate.max_rows maps splits (train, valid, test)"),
+        (["sequences.layout=flat"], "sequences.layout must be one of 'compact', 'materialized', got 'flat'"),
+        (["sequences.events_per_bucket=0"], "sequences.events_per_bucket must be at least 1, got 0"),
+        (["sequences.events_per_pass=0"], "sequences.events_per_pass must be at least 1, got 0"),
+        (["refresh.refit_new_items=0"], "refresh.refit_new_items must be in (0, 1] or null, got 0"),
     ],
 )
 def test_bad_config_is_a_clear_error(overrides: list[str], message: str) -> None:

@@ -131,3 +131,28 @@ def test_after_a_warm_start_items_keep_their_codes_unless_clearly_beaten(pipelin
     assert fresh.action == stable.action == "gated"
     assert stable.candidate_encode.stable_from == fresh.candidate_encode.stable_from == 1
     assert stable.changes["sid_changed"] < fresh.changes["sid_changed"] / 2
+
+
+def test_enough_new_items_trigger_a_warm_refit_of_an_unchanged_model(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """refresh.refit_new_items: once items the current version's fit never saw reach that share of the
+    items it encodes, a scheduled refresh refits (warm) although the upstream model did not change."""
+    from pyspark.sql import functions as F
+
+    cfg, tables = pipeline
+    cfg = dataclasses.replace(cfg, refresh=dataclasses.replace(cfg.refresh, refit_new_items=0.1, max_churn=1.0))
+    (first,) = refresh.run(cfg, tables).signals
+    assert first.action == "refit" and first.new_items is None  # no current version yet: a first fit
+    fitted_on = ArtifactStore(cfg.artifacts.root).get(1).manifest["source"]["valid_rows"]
+    content = tables.read_unpinned("content_embeddings")
+    new = content.where("signal = 'text' AND item_id <= 20").withColumn("item_id", F.col("item_id") + 100_000)
+    tables.write(new.select(*content.columns), "content_embeddings", mode="append")
+    (seen,) = refresh.run(cfg, tables).signals  # counted before this run's incremental encode
+    assert seen.action == "incremental" and seen.new_items == {"encoded": fitted_on, "fitted_on": fitted_on,
+                                                               "new": 0, "share": 0.0}
+    assert seen.encode.items_encoded == 20
+    (due,) = refresh.run(cfg, tables).signals
+    assert due.action == "refit" and due.new_items["new"] == 20 and due.new_items["share"] == 20 / (fitted_on + 20)
+    assert ArtifactStore(cfg.artifacts.root).get(due.sid_version).manifest["warm_start_from"] == 1
+    lenient = dataclasses.replace(cfg, refresh=dataclasses.replace(cfg.refresh, refit_new_items=0.5))
+    (after,) = refresh.run(lenient, tables).signals  # the new version was fitted on every item
+    assert after.action == "incremental" and after.new_items["new"] == 0

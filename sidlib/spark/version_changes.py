@@ -54,3 +54,8 @@ def rollout_coverage(tables: Any, signal: str, covered_by: int, model_version: s
                                                        F.count("_ready").alias("ready")).collect()[0]
         counts.append({"items": int(row["items"]), "with_new_model": int(row["ready"] or 0)})
     return min(counts, key=lambda c: c["with_new_model"] / max(c["items"], 1))
+
+
+def encoded_items(tables: Any, version: int) -> int:
+    """How many items SID version ``version`` has encoded so far (its fit, then incremental runs)."""
+    return int(tables.read_unpinned("item_sids").where(sid_version_is(version)).count())

@@ -3,7 +3,8 @@
 If the newest upstream ``model_version`` differs from the one the current SID version was trained on
 (or there is no current version), fit a new version, encode every item with it, count how many items'
 SID prefixes changed, and switch the pointer (the old version stays for rollback). Otherwise encode
-only new items with the current version. ``refresh.refit`` refits on an unchanged model too, starting
+only new items with the current version. ``refresh.refit`` (or, with ``refresh.refit_new_items``,
+enough items new since the current version's fit) refits on an unchanged model too, starting
 from the current version's quantizer (``refresh.warm_start``) so that most items keep their SIDs. Three
 cases keep the current version: a pointer a rollback holds (``held``), a new model whose embeddings
 do not yet cover ``min_rollout_coverage`` of the items the current version covers
@@ -22,7 +23,7 @@ from sidlib.config import DataQualityConfig, FitConfig, RefreshConfig
 from sidlib.results import Result
 from sidlib.spark import pointer
 from sidlib.spark.fused_rows import FUSION_SIGNAL
-from sidlib.spark.version_changes import prefix_changes, rollout_coverage, upstream_model_version
+from sidlib.spark.version_changes import encoded_items, prefix_changes, rollout_coverage, upstream_model_version
 from sidlib.steps.encode import EncodeResult, encode_version
 from sidlib.steps.fit import fit_artifacts
 from sidlib.steps.quality_gate import GateCheck, failed, gate_checks
@@ -57,6 +58,16 @@ class RefreshResult(Result):
     candidate_encode: EncodeResult | None = None
     gate: list[GateCheck] | None = None
     report: dict[str, Any] | None = None
+    new_items: dict[str, float] | None = None
+
+
+def new_items_since_fit(tables: Any, artifact: Any, version: int) -> dict[str, float]:
+    """The items SID version ``version`` encodes that its fit did not see (its manifest's valid
+    source rows), and their share."""
+    encoded = encoded_items(tables, version)
+    fitted = int(artifact.manifest.get("source", {}).get("valid_rows", encoded))
+    new = max(0, encoded - fitted)
+    return {"encoded": encoded, "fitted_on": fitted, "new": new, "share": new / encoded if encoded else 0.0}
 
 
 def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitConfig, quality: DataQualityConfig,
@@ -77,9 +88,15 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
                              encode=encoded, **details)
 
     same_model = current is not None and trained_on == upstream
-    if same_model and not policy.refit:
+    new_items = new_items_since_fit(tables, current_artifact, current.sid_version) \
+        if same_model and policy.refit_new_items is not None else None
+    due = policy.refit or (new_items is not None and new_items["share"] >= policy.refit_new_items)
+    if same_model and not due:
         log.info("%s: upstream model %s unchanged; incremental encode with v%d", signal, upstream, current.sid_version)
-        return keep_current("incremental")
+        return keep_current("incremental", new_items=new_items)
+    if new_items is not None and due:
+        log.info("%s: %d of the %d items v%d encodes are new since its fit (refresh.refit_new_items %s): refitting",
+                 signal, new_items["new"], new_items["encoded"], current.sid_version, policy.refit_new_items)
     if current is not None and current.held:
         log.warning("%s: sid_pointer is held at v%d by a rollback; not refitting on upstream model %s "
                     "(release it with rollback.signal=%s rollback.release=true)", signal, current.sid_version,
@@ -113,7 +130,7 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     checks = gate_checks(current_artifact.manifest.get("metrics", {}), fitted.metrics, changes,
                          same_model=same_model, limits=policy)
     details: dict[str, Any] = {"metrics": fitted.metrics, "changes": changes, "gate": checks,
-                               "previous_version": current.sid_version,
+                               "previous_version": current.sid_version, "new_items": new_items,
                                "report": report_version(tables, store, fitted.artifact, previous=current.sid_version,
                                                         changes=changes)}
     if failed(checks) and not policy.force_switch:
