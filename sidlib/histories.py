@@ -99,19 +99,21 @@ class HistoryIndex:
         if len(self.users):
             where = np.minimum(np.searchsorted(self.users, user_ids), len(self.users) - 1)
             known = self.users[where] == user_ids
+            events = np.where(known, self.lengths[where], 0)  # each impression's user's event count
+            offsets = np.where(known, self.offsets[where], n)
         else:  # no events at all: only impressions without history can be served
-            where, known = np.zeros(len(user_ids), np.int64), np.zeros(len(user_ids), bool)
+            known = np.zeros(len(user_ids), bool)
+            events, offsets = np.zeros(len(user_ids), np.int64), np.full(len(user_ids), n)
         if not known.all() and (ends[~known] > 0).any():
             bad = int(user_ids[~known & (ends > 0)][0])
             raise TableError(f"user_histories has no events of user {bad}, whose impression points past them")
-        lengths = np.where(known, self.lengths[where], 0) if len(self.users) else np.zeros(len(user_ids), np.int64)
-        if (ends < 0).any() or (ends > lengths).any():
-            bad = int(np.flatnonzero((ends < 0) | (ends > lengths))[0])
+        if (ends < 0).any() or (ends > events).any():
+            bad = int(np.flatnonzero((ends < 0) | (ends > events))[0])
             raise TableError(f"impression of user {int(user_ids[bad])} points at history position {int(ends[bad])} "
-                             f"of {int(lengths[bad])} events: impressions and user_histories do not match")
+                             f"of {int(events[bad])} events: impressions and user_histories do not match")
         # the window [end - N, end) starts at offset + end - N; a user at offset N (the first) reads the
         # padding slots, any other one its predecessor's events, masked either way
-        starts = (np.where(known, self.offsets[where], n) if len(self.users) else np.full(len(user_ids), n)) + ends - n
+        starts = offsets + ends - n
         lengths = np.minimum(ends, n)
         short = np.flatnonzero(lengths < n)  # rows with padding: their first n - length slots
         out: dict[str, np.ndarray] = {"hist_len": lengths}

@@ -7,7 +7,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -21,7 +20,7 @@ from sidlib.ranker.train import load_split
 from sidlib.reader import dataloader_from_config, files_by_bucket, make_dataloader, snapshot_files
 from sidlib.spark.tables import Tables
 
-from test_sequences import has_sid, sequences_env, synthetic_item_sids, write_item_sids
+from test_sequences import has_sid, random_events, sequences_env, synthetic_item_sids, write_item_sids
 
 N = 10
 ROWS_PER_FILE = 10_000  # the demo data has ~38k events: several files per table
@@ -185,11 +184,8 @@ def test_reader_is_pinned_to_a_snapshot(exported, tmp_path: Path) -> None:  # ty
 @pytest.mark.parametrize("layout", ["materialized", "compact"])
 def test_parquet_tables_are_read_from_the_directory(spark, tmp_path: Path, layout: str) -> None:  # type: ignore[no-untyped-def]
     """tables.format=parquet (what classic-Spark CI uses): both jobs and the reader, no Delta log."""
-    rng = np.random.default_rng(0)
     n = 3000
-    events = pd.DataFrame({"user_id": rng.integers(1, 60, n), "item_id": rng.integers(1, 40, n),
-                           "ts": rng.integers(0, 5000, n), "click": rng.integers(0, 2, n).astype(np.int32),
-                           "conv": np.zeros(n, np.int32)})
+    events = random_events(0, n, users=60, items=40, max_ts=5000)
     cfg = SidlibConfig(tables=TablesConfig(root=str(tmp_path), format="parquet"))
     cfg.sequences.history_length, cfg.sequences.layout, cfg.sequences.events_per_bucket = 4, layout, 1000
     tables = Tables(spark, cfg.tables)
@@ -226,11 +222,8 @@ def test_sequences_export_and_reader_on_classic_spark(tmp_path: Path) -> None:
     Runs only in the classic-Spark pytest process (``-m classic_spark``)."""
     from sidlib.cli import run_with_session
 
-    rng = np.random.default_rng(1)
     n = 2000
-    events = pd.DataFrame({"user_id": rng.integers(1, 40, n), "item_id": rng.integers(1, 30, n),
-                           "ts": rng.integers(0, 300, n), "click": rng.integers(0, 2, n).astype(np.int32),
-                           "conv": np.zeros(n, np.int32)})  # ~50 events per user, many equal timestamps
+    events = random_events(1, n, users=40, items=30, max_ts=300)  # ~50 events per user, many equal timestamps
     cfg = SidlibConfig(engine=EngineConfig(name="spark"), tables=TablesConfig(root=str(tmp_path), format="parquet"))
     cfg.sequences.history_length, cfg.sequences.layout, cfg.sequences.events_per_bucket = 4, "materialized", 500
 

@@ -48,6 +48,15 @@ def write_item_sids(tables: Tables, frames: list[pd.DataFrame]) -> None:
     tables.write(df, "item_sids", expected=schemas.ITEM_SIDS, partition_by=["sid_version"])
 
 
+def random_events(seed: int, n: int, *, users: int, items: int, max_ts: int) -> pd.DataFrame:
+    """``n`` events of user ids ``1..users-1`` and item ids ``1..items-1`` at seconds ``0..max_ts-1``
+    (so many tie), random clicks, no conversions."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"user_id": rng.integers(1, users, n), "item_id": rng.integers(1, items, n),
+                         "ts": rng.integers(0, max_ts, n), "click": rng.integers(0, 2, n).astype(np.int32),
+                         "conv": np.zeros(n, np.int32)})
+
+
 def has_sid(item_ids: np.ndarray) -> np.ndarray:
     """Every 10th item has no SID (not encoded), to exercise the missing-SID convention."""
     return np.asarray(item_ids) % 10 != 0
@@ -380,11 +389,8 @@ def test_chunks_carry_exactly_the_context_the_definition_asks_for(spark, n, m) -
 def test_export_refuses_the_impressions_of_an_unfinished_compact_build(spark, tmp_path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
     from sidlib.jobs import export_training_data
 
-    rng = np.random.default_rng(4)
     n = 800
-    events = pd.DataFrame({"user_id": rng.integers(1, 50, n), "item_id": rng.integers(1, 20, n),
-                           "ts": rng.integers(0, 400, n), "click": rng.integers(0, 2, n).astype(np.int32),
-                           "conv": np.zeros(n, np.int32)})
+    events = random_events(4, n, users=50, items=20, max_ts=400)
     cfg = SidlibConfig(tables=TablesConfig(root=str(tmp_path), format=fmt))  # type: ignore[arg-type]
     cfg.sequences.events_per_bucket, cfg.sequences.events_per_pass = 100, 200  # 8 buckets in 4 passes
     tables = Tables(spark, cfg.tables)

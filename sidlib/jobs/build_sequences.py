@@ -138,8 +138,11 @@ def write_all(tables: Any, parts: list[Any], table: str, events: int,
             log.info("%s: pass %d of %d written", table, index + 1, len(parts))
     seconds = time.perf_counter() - t0
     written = tables.read_unpinned(table)
-    rows = written.count()
-    held = history_layout(written)["events"] if table == "user_histories" else rows
+    if table == "user_histories":  # rows are chunks: count the events in their arrays
+        layout = history_layout(written)
+        rows, held = layout["rows"], layout["events"]
+    else:
+        rows = held = written.count()
     if held != events:
         raise TableError(f"{table} holds {held} events but events had {events}: one per event expected")
     return {"location": tables.location(table), "version": version, "rows": rows, "seconds": round(seconds, 2)}

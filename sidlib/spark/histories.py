@@ -22,7 +22,7 @@ again; that costs less than holding them (measured in ``benchmarks/RESULTS.md``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sidlib import schemas
 from sidlib.spark.sequences import code_columns, ngram_columns, with_sids
@@ -135,10 +135,10 @@ def impression_layout(impressions: "DataFrame") -> dict[str, list[int | None]]:
     return out
 
 
-def history_layout(histories: "DataFrame") -> dict[str, int | list[int]]:
-    """How many events ``user_histories`` rows hold, and their SID versions."""
+def history_layout(histories: "DataFrame") -> dict[str, Any]:
+    """How many rows and events ``user_histories`` holds, and their SID versions, in one pass."""
     from pyspark.sql import functions as F
 
-    row = histories.agg(F.sum(F.size("item_ids")).alias("events"), F.collect_set("sid_version").alias("sid_version")
-                        ).collect()[0]
-    return {"events": int(row["events"] or 0), "sid_version": sorted(row["sid_version"])}
+    row = histories.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.size("item_ids")).alias("events"),
+                        F.collect_set("sid_version").alias("sid_version")).collect()[0]
+    return {"rows": int(row["rows"]), "events": int(row["events"] or 0), "sid_version": sorted(row["sid_version"])}
