@@ -31,6 +31,8 @@ MAX_BITS = 63
 MAX_HISTORY_LENGTH = 100_000
 #: ``fit.device``: ``auto`` (CUDA when a task sees a GPU), ``cpu``, ``cuda`` or ``cuda:<index>``, ``mps``.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+#: What a catalog, database or table name may be: it reaches SQL (quoted) and, for path tables, a path.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_at_least(section: str, obj: Any, bounds: Mapping[str, int | float]) -> None:
@@ -40,6 +42,12 @@ def check_at_least(section: str, obj: Any, bounds: Mapping[str, int | float]) ->
         value = getattr(obj, name)
         if value is not None and value < low:
             raise ConfigError(f"{section}.{name} must be at least {low}, got {value}")
+
+
+def check_identifier(key: str, name: Any) -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless ``name`` is a plain identifier (:data:`IDENTIFIER`)."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise ConfigError(f"{key} must be a plain identifier (letters, digits and underscores), got {name!r}")
 
 
 def check_bits(section: str, bits: float) -> None:
@@ -76,10 +84,12 @@ class EngineConfig:
 @dataclass
 class TablesConfig:
     """Where tables live. Path tables are ``root/<name>``; with ``database`` set, tables are
-    catalog tables ``database.<name>`` instead (Databricks/Hive metastore)."""
+    catalog tables ``database.<name>`` instead (Hive metastore), and with ``catalog`` set too,
+    ``catalog.database.<name>`` (Unity Catalog: ``catalog`` = the UC catalog, ``database`` = its schema)."""
 
     root: str = "data/tables"
     format: Literal["delta", "parquet"] = "delta"
+    catalog: str | None = None
     database: str | None = None
     events: str = "events"
     content_embeddings: str = "content_embeddings"
@@ -100,9 +110,22 @@ class TablesConfig:
 
     def __post_init__(self) -> None:
         check_at_least("tables", self, {"target_file_mb": 1})
+        for key in ("catalog", "database"):
+            if getattr(self, key) is not None:
+                check_identifier(f"tables.{key}", getattr(self, key))
+        for table in TABLE_NAMES:
+            check_identifier(f"tables.{table}", getattr(self, table))
+        if self.catalog and not self.database:
+            raise ConfigError("tables.catalog needs tables.database (the schema inside the catalog): "
+                              "catalog tables are named catalog.database.table")
         if self.database and self.format != "delta":
             raise ConfigError("catalog tables (tables.database) must be Delta: Parquet catalog tables have no "
                               "atomic partition replace or pointer swap; use tables.format=delta or path tables")
+
+
+#: The logical tables of :class:`TablesConfig`, each configurable by name.
+TABLE_NAMES = tuple(f.name for f in dataclasses.fields(TablesConfig)
+                    if f.type == "str" and f.name not in ("root",))
 
 
 @dataclass

@@ -106,3 +106,30 @@ def test_active_session_gets_arrow_and_a_refused_setting_is_one_clear_error(tmp_
         with pytest.raises(ConfigError, match="does not allow setting spark.sql.warehouse.dir"):
             with open_session(refused):
                 pass
+
+
+def test_catalog_schema_table_names_address_classic_spark_catalog_tables(tmp_path: Path) -> None:
+    """Three-level names (``tables.catalog`` + ``tables.database``) on classic Spark's own catalog:
+    existence, reads, the schema check and SQL through :meth:`Tables.sql_target` all reach
+    ``spark_catalog.<schema>.<table>``. (Without Delta jars the table itself is Parquet, created here.)"""
+    import dataclasses
+
+    from sidlib.config import TablesConfig
+    from sidlib.spark.session import open_session
+    from sidlib.spark.tables import Tables
+
+    cfg = demo_config(tmp_path, engine="spark", fmt="parquet")
+    with open_session(cfg.engine, cfg.tables) as spark:
+        spark.sql(f"CREATE DATABASE spark_catalog.uc_schema LOCATION '{tmp_path / 'warehouse'}'")
+        rows = spark.createDataFrame([(1, "Heat (1995)", 1995), (2, "Toy Story (1995)", 1995)],
+                                     "item_id bigint, title string, year int")
+        rows.write.format("parquet").saveAsTable("spark_catalog.uc_schema.films")
+        tables = Tables(spark, dataclasses.replace(TablesConfig(), catalog="spark_catalog", database="uc_schema",
+                                                   items="films"))
+        assert tables.sql_target("items") == "`spark_catalog`.`uc_schema`.`films`"
+        assert tables.exists("items") and not tables.exists("events")
+        expected = {"item_id": "bigint", "title": "string", "year": "int"}
+        tables.check_schema("items", expected)
+        assert sorted(r.item_id for r in tables.read_unpinned("items").collect()) == [1, 2]
+        counted = spark.sql(f"SELECT count(*) AS n FROM {tables.sql_target('items')} WHERE year = 1995").collect()
+        assert counted[0].n == 2

@@ -132,8 +132,8 @@ def evaluate(cfg: SidlibConfig, tables: Any) -> EvaluateResult:
     settings = train_settings(ec)
 
     training_table = cfg.sequences.training_table
-    location, version = tables.location(training_table), tables.version(training_table)
-    compact = {"histories": tables.location("user_histories"), "history_length": cfg.sequences.history_length} \
+    location, version = tables.storage_location(training_table), tables.version(training_table)
+    compact = {"histories": tables.storage_location("user_histories"), "history_length": cfg.sequences.history_length} \
         if cfg.sequences.layout == "compact" else {}
     data = {split: load_split(location, split, fmt=cfg.tables.format, version=version,
                               max_rows=ec.max_rows.get(split), keep="latest" if split == "train" else "earliest",

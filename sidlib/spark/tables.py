@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 from sidlib import schemas
-from sidlib.config import TablesConfig
+from sidlib.config import IDENTIFIER, TABLE_NAMES, TablesConfig
 from sidlib.errors import ConfigError, TableError, check_writable_dir
 from sidlib.spark import parquet_commit
 
@@ -35,12 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 def quote_identifier(name: str) -> str:
     """Backtick-quote a column/table/database name after checking it is a plain identifier."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise ConfigError(f"invalid identifier {name!r}: use letters, digits and underscores only")
     return f"`{name}`"
 
@@ -95,14 +92,14 @@ class Tables:
 
     # ------------------------------------------------------------------ locations
     def location(self, table: str) -> str:
-        """Path (``root/<name>``) or catalog identifier (``database.<name>``) of a logical table.
-        Names are plain identifiers, so a path table can never point outside ``tables.root``."""
-        name = getattr(self.cfg, table, None)
-        if not isinstance(name, str) or table in ("root", "format", "database"):
+        """Path (``root/<name>``) or quoted catalog identifier (``database.<name>``, or
+        ``catalog.database.<name>`` in Unity Catalog) of a logical table. Names are plain identifiers,
+        so a path table can never point outside ``tables.root``."""
+        if table not in TABLE_NAMES:
             raise ConfigError(f"unknown table {table!r}")
-        quoted = quote_identifier(name)
+        name = getattr(self.cfg, table)
         if self.cfg.database:
-            return f"{quote_identifier(self.cfg.database)}.{quoted}"
+            return ".".join(quote_identifier(part) for part in (self.cfg.catalog, self.cfg.database, name) if part)
         root = Path(self.cfg.root).resolve()
         resolved = (root / name).resolve()
         if resolved.parent != root:
@@ -121,10 +118,15 @@ class Tables:
         loc = self.location(table)
         return f"{self.cfg.format}.`{loc}`" if self.by_path else loc
 
+    def catalog_name(self, table: str) -> str:
+        """The catalog table's dotted name for the catalog API (``spark.catalog``, ``read.table``).
+        Its parts are plain identifiers, so the unquoted name parses back to the same parts."""
+        return self.location(table).replace("`", "")
+
     def exists(self, table: str) -> bool:
         loc = self.location(table)
         if not self.by_path:
-            return bool(self.spark.catalog.tableExists(loc.replace("`", "")))
+            return bool(self.spark.catalog.tableExists(self.catalog_name(table)))
         path = Path(loc)
         if self.cfg.format == "delta":
             return (path / "_delta_log").is_dir()
@@ -136,11 +138,33 @@ class Tables:
             return None
         self._require(table)
         if self.by_path:
-            from deltalake import DeltaTable
-
-            return int(DeltaTable(self.location(table)).version())
-        row = self.spark.sql(f"DESCRIBE HISTORY {self.location(table)} LIMIT 1").collect()
+            return _delta_rs_version(self.location(table))
+        try:
+            row = self.spark.sql(f"DESCRIBE HISTORY {self.location(table)} LIMIT 1").collect()
+        except Exception as exc:  # the embedded engine has no DESCRIBE HISTORY: ask the table's files
+            if "HISTORY" not in str(exc):
+                raise
+            return _delta_rs_version(self.storage_location(table))
         return int(row[0]["version"])
+
+    def storage_location(self, table: str) -> str:
+        """Where the table's files are: its path, or a catalog table's location as the catalog reports
+        it (``DESCRIBE DETAIL`` on Delta Lake; ``SHOW TABLE EXTENDED`` on the embedded engine)."""
+        if self.by_path:
+            return self.location(table)
+        self._require(table)
+        try:
+            return str(self.spark.sql(f"DESCRIBE DETAIL {self.location(table)}").collect()[0]["location"])
+        except Exception as exc:
+            if "DETAIL" not in str(exc):
+                raise
+        *namespace, name = self.location(table).split(".")
+        info = self.spark.sql(f"SHOW TABLE EXTENDED IN {'.'.join(namespace)} LIKE {sql_literal(name.strip('`'))}"
+                              ).collect()[0]["information"]
+        found = re.search(r"^Location: (.+)$", info, flags=re.MULTILINE)
+        if found is None:
+            raise TableError(f"table {table!r} ({self.location(table)}): the catalog reports no location")
+        return found[1].strip()
 
     # ----------------------------------------------------------------------- read
     def _require(self, table: str) -> None:
@@ -171,7 +195,7 @@ class Tables:
         if version is not None:
             reader = reader.option("versionAsOf", int(version))
         loc = self.location(table)
-        return reader.load(loc) if self.by_path else reader.table(loc.replace("`", ""))
+        return reader.load(loc) if self.by_path else reader.table(self.catalog_name(table))
 
     # ---------------------------------------------------------------------- write
     def write(
@@ -198,7 +222,7 @@ class Tables:
             if mode == "overwrite":
                 writer = writer.option("overwriteSchema", "true")
         loc = self.location(table)
-        writer.save(loc) if self.by_path else writer.saveAsTable(loc.replace("`", ""))
+        writer.save(loc) if self.by_path else writer.saveAsTable(self.catalog_name(table))
         return self._after_write(table, expected)
 
     def overwrite_partition(
@@ -348,3 +372,10 @@ def _compare_schema(what: str, actual: Mapping[str, str], expected: Mapping[str,
         if wrong:
             parts.append("wrong types " + "; ".join(wrong))
         raise TableError(f"schema of {what} does not match: " + ", ".join(parts))
+
+
+def _delta_rs_version(location: str) -> int:
+    """A Delta table's current version from its log (delta-rs), no Spark job."""
+    from deltalake import DeltaTable
+
+    return int(DeltaTable(location).version())
