@@ -3,7 +3,8 @@
 ``flock`` on a lock file: the kernel releases it when the holder exits, crashed or not, so a lock is
 never left stale. It serializes runs that share the file system the file is on (one machine, or a
 POSIX shared file system); where the lock cannot be made (a file system without ``flock``, such as
-some FUSE mounts, or a read-only directory) the block runs unlocked, with a warning."""
+some FUSE mounts, or a read-only directory, or no local file at all: an artifact store on an object
+store) the block runs unlocked, with a warning."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ class LockTimeout(SidlibError):
 
 
 @contextmanager
-def exclusive(path: Path, what: str, wait_s: float) -> Iterator[None]:
+def exclusive(path: Path | None, what: str, wait_s: float) -> Iterator[None]:
     """Hold the lock at ``path`` (created if missing), waiting up to ``wait_s`` seconds for another
-    holder of ``what`` to finish."""
-    handle = _locked(path, what, wait_s)
+    holder of ``what`` to finish; ``None``: there is no lock file to take."""
+    if path is None:
+        log.warning("no lock file for %s (an object store): concurrent runs of it are not serialized", what)
+    handle = None if path is None else _locked(path, what, wait_s)
     try:
         yield
     finally:

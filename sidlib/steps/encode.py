@@ -24,9 +24,6 @@ from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
 
 log = logging.getLogger(__name__)
 
-#: Lock files of the runs writing ``item_sids`` versions, under ``artifacts.root``.
-LOCK_DIR = ".locks"
-
 Mode = Literal["full", "incremental"]
 
 
@@ -80,7 +77,7 @@ def encode_version(tables: Any, store: ArtifactStore, artifact: Artifact, mode: 
     start, whose items keep their codes of the previous version unless the new ones reconstruct
     them better by more than the margin (:mod:`sidlib.stability`)."""
     hash_size(artifact.manifest["cardinalities"])  # the packed SID must fit int64: fail before any work
-    lock = store.root / LOCK_DIR / f"item_sids-v{artifact.version:06d}.lock"
+    lock = store.lock_file(f"item_sids-v{artifact.version:06d}.lock")
     with locks.exclusive(lock, f"encoding item_sids version {artifact.version}", lock_wait_s):
         return _encode_locked(tables, store, artifact, mode, quality, source_version,
                               None if mode == "incremental" else stable_from)
@@ -109,7 +106,7 @@ def _encode_locked(tables: Any, store: ArtifactStore, artifact: Artifact, mode: 
         raise ArtifactError(f"artifact v{artifact.version} expects dim {artifact.manifest['dim']} but "
                             f"{artifact.signal} embeddings have dim {rows.dim}")
     encoded, total, version = write_version(
-        tables, rows.frame, root=str(store.root), version=artifact.version, signal=artifact.signal, dim=rows.dim,
+        tables, rows.frame, root=store.root, version=artifact.version, signal=artifact.signal, dim=rows.dim,
         max_abs_value=quality.max_abs_value, incremental=mode == "incremental",
         partition_by=sid_partitioning(tables.cfg.format),
         stable_from=None if stable_from is None else (stable_from[0], len(artifact.manifest["cardinalities"]),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sidlib.artifacts import Artifact, ArtifactStore
@@ -25,7 +27,12 @@ def report_version(tables: Any, store: ArtifactStore, artifact: Artifact, *, pre
     if not total:
         return {"markdown": None, "plots": [], "items": 0}
     has_titles = tables.exists("items")
-    return write_version_report(store.root / REPORT_DIR / f"v{artifact.version:06d}", artifact.version, artifact.signal,
-                                codes, artifact.manifest["cardinalities"], item_ids,
-                                (lambda ids: item_titles(tables, ids)) if has_titles else (lambda ids: {}),
-                                total=total, previous=previous, changes=changes)
+    parts = (REPORT_DIR, f"v{artifact.version:06d}")
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = store.local_root.joinpath(*parts) if store.local_root is not None else Path(scratch)
+        report = write_version_report(directory, artifact.version, artifact.signal, codes,
+                                      artifact.manifest["cardinalities"], item_ids,
+                                      (lambda ids: item_titles(tables, ids)) if has_titles else (lambda ids: {}),
+                                      total=total, previous=previous, changes=changes)
+        placed = store.write_tree(directory, *parts)
+    return {**report, "markdown": placed[report["markdown"]], "plots": [placed[p] for p in report["plots"]]}
