@@ -13,7 +13,7 @@ from sidlib.jobs import build_sequences, export_training_data
 from sidlib.notebook import open_pipeline
 from sidlib.reader import dataloader_from_config
 
-cfg, tables = open_pipeline()
+cfg, tables = open_pipeline(dbutils=globals().get("dbutils"))
 built = build_sequences.run(cfg, tables)
 print(f"{built['layout']} layout: " + ", ".join(f"{t} {w['rows']} rows" for t, w in built["written"].items())
       + f"; SIDs of {built['signal']} v{built['sid_version']}")

@@ -5,7 +5,7 @@
 # MAGIC `export_training_data`), reports NE gain over the `id` baseline on all / warm / cold test impressions with a
 # MAGIC t-interval over seeds, feature cost and RoI, and how well SIDE codes keep raw-embedding neighbourhoods.
 # MAGIC Runs on Databricks (the notebook's session) or locally: `python notebooks/03_evaluation.py`
-# MAGIC (`SIDLIB_OVERRIDES="evaluate.seeds=[0] evaluate.epochs=1"` for a quick look).
+# MAGIC (`SIDLIB_OVERRIDES="evaluate.seeds=[0] evaluate.epochs=1"`, or the `overrides` widget, for a quick look).
 
 # COMMAND ----------
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from sidlib.jobs import evaluate_ranker
 from sidlib.notebook import on_databricks, open_pipeline
 
-cfg, tables = open_pipeline()
+cfg, tables = open_pipeline(dbutils=globals().get("dbutils"))
 print(json.dumps({"variants": cfg.evaluate.variants, "seeds": cfg.evaluate.seeds, "max_rows": cfg.evaluate.max_rows,
                   "report_dir": cfg.evaluate.report_dir}, indent=2))
 
