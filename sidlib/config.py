@@ -463,6 +463,35 @@ class EvaluateConfig:
 
 
 @dataclass
+class MlflowConfig:
+    """Optional MLflow tracking (``pip install sidlib[mlflow]``; nothing of MLflow is imported while
+    ``enabled`` is false). Every fitted artifact gets a run (params, held-out metrics, the manifest and
+    the bundle) and a registered model version per signal, a ``pyfunc`` that encodes embeddings;
+    ``refresh`` and ``rollback`` move ``alias`` to the version the pointer moves to (``sid_pointer``
+    stays the source of truth: a failed alias update is reported, never undoes a switch)."""
+
+    enabled: bool = False
+    #: ``None``: MLflow's own default (``MLFLOW_TRACKING_URI``; ``databricks`` on Databricks).
+    tracking_uri: str | None = None
+    #: ``None``: MLflow's default for the tracking URI; ``databricks-uc`` for Unity Catalog models.
+    registry_uri: str | None = None
+    experiment: str = "sidlib"
+    #: The registered model of a signal; ``{signal}``, ``{catalog}`` and ``{database}`` are filled in
+    #: (Unity Catalog: ``"{catalog}.{database}.sidlib_{signal}"``).
+    model_name: str = "sidlib_{signal}"
+    alias: str = "champion"
+
+    def __post_init__(self) -> None:
+        try:
+            self.model_name.format(signal="s", catalog="c", database="d")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"mlflow.model_name may use {{signal}}, {{catalog}} and {{database}} only, "
+                              f"got {self.model_name!r} ({exc})") from None
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", self.alias):
+            raise ConfigError(f"mlflow.alias must be letters, digits, - and _, got {self.alias!r}")
+
+
+@dataclass
 class SidlibConfig:
     """The whole pipeline's configuration; each job reads the sections it needs."""
 
@@ -479,6 +508,7 @@ class SidlibConfig:
     sequences: SequencesConfig = field(default_factory=SequencesConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
 
 # ----------------------------------------------------------------------------------- loading

@@ -11,7 +11,8 @@ model whose embeddings do not yet cover ``refresh.min_rollout_coverage`` of the 
 version covers (``rollout_incomplete``: a refit then would drop the others' SIDs), and a refit that
 fails the quality gate (``gated``: every check with its figures is in the summary, and the job exits
 with status 3 so a scheduler alerts; ``refresh.force_switch=true`` switches anyway). See
-:mod:`sidlib.steps.refresh` and :mod:`sidlib.steps.quality_gate`."""
+:mod:`sidlib.steps.refresh` and :mod:`sidlib.steps.quality_gate`. With ``mlflow.enabled``, every version
+fitted is an MLflow run and model version, and a switch moves the signal's model alias."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from sidlib.config import SidlibConfig
 from sidlib.results import Result
 from sidlib.spark.fused_rows import FUSION_SIGNAL
 from sidlib.steps.refresh import RefreshResult, refresh_signal
+from sidlib.steps.track import log_fits, move_aliases
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class RefreshSummary(Result):
 
     content_embeddings_version: int | None
     signals: list[RefreshResult]
+    #: ``mlflow.enabled``: the runs and model versions of the versions fitted, and the aliases moved.
+    mlflow: dict[str, Any] | None = None
 
     @property
     def exit_status(self) -> int:
@@ -43,7 +47,12 @@ def run(cfg: SidlibConfig, tables: Any) -> RefreshSummary:
     source_version = tables.version("content_embeddings")
     store = ArtifactStore(cfg.artifacts.root)
     units = [FUSION_SIGNAL] if cfg.fit.quantizer == FUSION_SIGNAL else cfg.fit.signals
-    return RefreshSummary(content_embeddings_version=source_version, signals=[
-        refresh_signal(tables, store, signal, fit=cfg.fit, quality=cfg.data_quality, lock_wait_s=cfg.encode.lock_wait_s,
-                       policy=cfg.refresh, source_version=source_version)
-        for signal in units])
+    results = [refresh_signal(tables, store, signal, fit=cfg.fit, quality=cfg.data_quality,
+                              lock_wait_s=cfg.encode.lock_wait_s, policy=cfg.refresh, source_version=source_version)
+               for signal in units]
+    fitted = [r.candidate_version if r.action == "gated" else r.sid_version for r in results
+              if r.action in ("refit", "lost_race", "gated")]
+    runs = log_fits(cfg, store, fitted)
+    tracked = None if runs is None else {
+        "runs": runs, "aliases": move_aliases(cfg, {r.signal: r.sid_version for r in results if r.action == "refit"})}
+    return RefreshSummary(content_embeddings_version=source_version, signals=results, mlflow=tracked)

@@ -43,6 +43,8 @@ class FitOutcome(Result):
 
     artifacts: list[FittedArtifact]
     rejected: dict[str, dict[str, int]]
+    #: Per artifact, its MLflow run and model version (``mlflow.enabled``; set by the job).
+    mlflow: list[dict[str, Any]] | None = None
 
 
 def quantizer_spec(fit: FitConfig) -> QuantizerSpec:
@@ -156,6 +158,6 @@ def publish(store: ArtifactStore, fit: FitConfig, sd: SignalData, quantizer: Qua
         "warm_start_from": warm_from,
         "metrics": metrics,
     })
-    log.info("published artifact v%d for %s at %s", artifact.version, sd.signal, artifact.path)
+    log.info("published artifact v%d for %s at %s", artifact.version, sd.signal, artifact.location)
     return FittedArtifact(version=artifact.version, signal=artifact.signal, model_version=artifact.model_version,
-                          path=str(artifact.path), metrics=artifact.manifest["metrics"], artifact=artifact)
+                          path=artifact.location, metrics=artifact.manifest["metrics"], artifact=artifact)

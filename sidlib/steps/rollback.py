@@ -26,6 +26,8 @@ class RollbackResult(Result):
     from_version: int
     to_version: int
     items: int | None = None
+    #: ``mlflow.enabled``: the model alias moved to ``to_version`` (set by the job).
+    mlflow: dict[str, Any] | None = None
 
 
 def roll_back(tables: Any, store: ArtifactStore, signal: str, to_version: int | None = None) -> RollbackResult:
