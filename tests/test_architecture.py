@@ -14,6 +14,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sidlib"
 #: Outside sidlib/spark, only the device lookup asks Spark which GPU its task was given.
 PYSPARK_ALLOWED = {"sidlib/spark", "sidlib/device.py"}
 
+#: MLflow is optional: only the tracking module imports it, and only steps/track imports that module.
+MLFLOW_ALLOWED = {"sidlib/tracking.py"}
+TRACKING_ALLOWED = {"sidlib/steps/track.py"}
+
 #: layer -> sidlib packages it must not import.
 FORBIDDEN = {
     "sidlib/quantizers": ("sidlib.metrics", "sidlib.spark", "sidlib.jobs", "sidlib.steps"),
@@ -43,6 +47,13 @@ def relative(path: Path) -> str:
 def test_pyspark_is_imported_only_under_sidlib_spark() -> None:
     offenders = [f"{relative(p)}: {name}" for p in modules() for name in imports(p)
                  if name.split(".")[0] == "pyspark" and not any(relative(p).startswith(a) for a in PYSPARK_ALLOWED)]
+    assert offenders == []
+
+
+def test_mlflow_is_imported_only_by_the_tracking_module() -> None:
+    offenders = [f"{relative(p)}: {name}" for p in modules() for name in imports(p)
+                 if (name.split(".")[0] == "mlflow" and relative(p) not in MLFLOW_ALLOWED)
+                 or (name == "sidlib.tracking" and relative(p) not in TRACKING_ALLOWED)]
     assert offenders == []
 
 
