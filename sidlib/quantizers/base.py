@@ -25,7 +25,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from torch import nn
 from sidlib.device import pick_device
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers import serialize
+from sidlib.quantizers.labels import LabelSymmetry, Relabel
 from sidlib.validation import as_code_matrix, as_float_matrix, as_tensor
 
 #: A factory of fresh passes over the training data: each call returns a new iterator of float
@@ -256,6 +257,31 @@ class Quantizer(nn.Module, ABC):
     def extra_metrics(self) -> dict[str, float]:
         """Quantizer-specific diagnostics recorded with the artifact (e.g. GMM responsibility entropy)."""
         return {}
+
+    # ------------------------------------------------------------ relabelling
+    def label_symmetries(self) -> list[LabelSymmetry]:
+        """Per code position, the relabellings that keep what its codes mean (:mod:`.labels`);
+        by default none."""
+        return [LabelSymmetry.fixed(c) for c in self.cardinalities]
+
+    def relabel(self, maps: Sequence[Relabel]) -> "Quantizer":
+        """Renumber the codes position by position (``maps[p]``, one of ``label_symmetries()[p]``'s) by
+        permuting and negating parameters: the quantizer then encodes every input to the relabelled
+        codes and decodes those as it decoded the old ones. Returns ``self``."""
+        symmetries = self.label_symmetries()
+        if len(maps) != len(symmetries):
+            raise InvalidInputError(f"relabel needs one map per code position ({len(symmetries)} positions), "
+                                    f"got {len(maps)}")
+        for position, (symmetry, relabel) in enumerate(zip(symmetries, maps)):
+            symmetry.check(relabel)
+            if not relabel.is_identity:
+                with torch.no_grad():
+                    self._relabel_position(position, relabel)
+        return self
+
+    def _relabel_position(self, position: int, relabel: Relabel) -> None:
+        """Apply ``relabel`` (checked allowed) to the parameters of code position ``position``."""
+        raise InvalidInputError(f"{type(self).__name__} cannot relabel its codes")
 
     # ------------------------------------------------------------- warm start
     def warm_start(self, previous: "Quantizer") -> "Quantizer":

@@ -14,6 +14,7 @@ from torch import nn
 
 from sidlib.quantizers import scalar
 from sidlib.quantizers.base import QuantizeOutput
+from sidlib.quantizers.labels import LabelSymmetry, Relabel
 from sidlib.quantizers.training import NeuralQuantizer, seeded
 from sidlib.quantizers.warm_start import principal_axes, uniform_step
 
@@ -36,6 +37,16 @@ class FSQ(NeuralQuantizer):
     @property
     def cardinalities(self) -> list[int]:
         return list(self.levels)
+
+    def label_symmetries(self) -> list[LabelSymmetry]:
+        """Each coordinate's levels are ordinal; negating the coordinate reverses them."""
+        return [LabelSymmetry.ordinal(levels) for levels in self.levels]
+
+    def _relabel_position(self, position: int, relabel: Relabel) -> None:
+        """Only a flip is possible (one line): negate the coordinate in and out (the bound is odd)."""
+        self.project_in.weight[position] *= -1
+        self.project_in.bias[position] *= -1
+        self.project_out.weight[:, position] *= -1
 
     def _rounded(self, x: torch.Tensor) -> torch.Tensor:
         return scalar.quantize(self.project_in(x), self._levels, bound=True)

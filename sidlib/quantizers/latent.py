@@ -25,6 +25,7 @@ from torch import nn
 
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.base import BatchStream, EMQuantizer, Quantizer, QuantizeOutput
+from sidlib.quantizers.labels import LabelSymmetry, Relabel
 from sidlib.quantizers.registry import quantizer_class
 from sidlib.quantizers.residual import PrefixView
 from sidlib.quantizers.training import Forward, NeuralQuantizer, Objective, train
@@ -88,6 +89,14 @@ class LatentQuantizer(NeuralQuantizer):
     def activate(self, raw: torch.Tensor) -> torch.Tensor:
         """Decoder outputs (what the objective scores) to the output layout; the identity here."""
         return raw
+
+    def label_symmetries(self) -> list[LabelSymmetry]:
+        """The codes are the inner quantizer's (of the latent): so are their relabellings."""
+        return self.inner.label_symmetries()
+
+    def relabel(self, maps: Sequence[Relabel]) -> "LatentQuantizer":
+        self.inner.relabel(maps)
+        return self
 
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner.encode_tensor(self.encoder(x))

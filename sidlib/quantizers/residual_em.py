@@ -19,6 +19,7 @@ import torch
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.base import EMQuantizer, Quantizer, add_statistics
 from sidlib.quantizers.kmeans_ops import kmeans_plus_plus, reseed_empty
+from sidlib.quantizers.labels import LabelSymmetry, Relabel, renumber_lines
 from sidlib.quantizers.residual import PrefixView
 from sidlib.validation import as_float_matrix, as_tensor
 
@@ -90,6 +91,18 @@ class ResidualEMQuantizer(EMQuantizer):
     @property
     def n_levels(self) -> int:
         return self.levels
+
+    #: Buffers ``[levels, codebook_size, ...]`` that hold one entry per code (subclasses add theirs).
+    per_code_buffers: tuple[str, ...] = ("codebooks",)
+
+    def label_symmetries(self) -> list[LabelSymmetry]:
+        """A level's codes are unordered: any permutation of its codebook."""
+        return [LabelSymmetry.permutation(self.codebook_size)] * self.levels
+
+    def _relabel_position(self, position: int, relabel: Relabel) -> None:
+        for name in self.per_code_buffers:
+            buffer = getattr(self, name)
+            buffer[position] = renumber_lines(buffer[position], relabel)
 
     # --------------------------------------------------------------- inference
     @abstractmethod

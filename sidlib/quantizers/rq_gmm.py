@@ -82,6 +82,9 @@ class RQGMM(ResidualEMQuantizer):
     _init_variance: torch.Tensor | None
     _start_mixture: tuple[torch.Tensor, torch.Tensor] | None
 
+    #: A component is its mean (the codebook row), its variances and its weight: relabelled together.
+    per_code_buffers = ("codebooks", "variances", "log_weights")
+
     def __init__(self, dim: int, bits: float = 24, levels: int = 3, codebook_size: int | None = None,
                  var_floor: float = 1e-3, min_component_share: float = 0.25, max_iter: int = 25, tol: float = 1e-4,
                  seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536):

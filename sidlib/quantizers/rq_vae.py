@@ -25,6 +25,7 @@ from torch import nn
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.base import BatchStream, QuantizeOutput
 from sidlib.quantizers.kmeans_ops import nearest
+from sidlib.quantizers.labels import LabelSymmetry, Relabel, renumber_lines
 from sidlib.quantizers.residual import ResidualQuantizer, prefix_loss
 from sidlib.quantizers.rq_kmeans import RQKMeans
 from sidlib.quantizers.warm_start import lloyd
@@ -105,6 +106,13 @@ class RQVAE(ResidualQuantizer):
             codeword = self.codebooks[level][codes]
             yield codes, codeword
             residual = residual - codeword.detach()
+
+    def label_symmetries(self) -> list[LabelSymmetry]:
+        """A level's codes are unordered: any permutation of its codebook."""
+        return [LabelSymmetry.permutation(self.codebook_size)] * self.levels
+
+    def _relabel_position(self, position: int, relabel: Relabel) -> None:
+        self.codebooks[position] = renumber_lines(self.codebooks[position], relabel)
 
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([codes for codes, _ in self._levels(x)], 1)

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers import scalar
 from sidlib.quantizers.base import QuantizeOutput
+from sidlib.quantizers.labels import LabelSymmetry, Relabel, renumber_lines
 from sidlib.quantizers.residual import ResidualQuantizer, prefix_loss
 from sidlib.quantizers.warm_start import lloyd, principal_axes, uniform_step
 
@@ -71,6 +72,19 @@ class StructuredQuantizer(ResidualQuantizer):
     @property
     def cardinalities(self) -> list[int]:
         return [self.lines * self.points] * (self.levels * self.groups)
+
+    def label_symmetries(self) -> list[LabelSymmetry]:
+        """Per level and group: the lines are unordered, and each line's points may be reversed by
+        negating its direction (codeword ``s u + b`` = ``(-s)(-u) + b``)."""
+        symmetry = LabelSymmetry(self.lines, self.points, permute_lines=self.lines > 1, flip_points=True)
+        return [symmetry] * (self.levels * self.groups)
+
+    def _relabel_position(self, position: int, relabel: Relabel) -> None:
+        """A group's lines only touch its own columns, so each (level, group) relabels on its own."""
+        level, cols = position // self.groups, self._group_slices[position % self.groups]
+        sign = torch.where(torch.as_tensor(relabel.flips, device=self.u.device), -1.0, 1.0)[:, None]
+        self.u[level, :, cols] = renumber_lines(self.u[level, :, cols] * sign, relabel)
+        self.b[level, :, cols] = renumber_lines(self.b[level, :, cols], relabel)
 
     # ------------------------------------------------------------------ lines
     def _rows(self, level: int) -> torch.Tensor:

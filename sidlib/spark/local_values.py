@@ -8,7 +8,7 @@ and schema-checked like any job input."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from sidlib import schemas
 from sidlib.errors import TableError
 from sidlib.spark.sequences import signal_sids
 from sidlib.spark.tables import Tables, equality_predicate, sid_version_is
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 
 def content_matrix(tables: Tables, signal: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +55,25 @@ def version_codes(tables: Tables, version: int, max_items: int) -> tuple[np.ndar
     if local.empty:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.int64), total
     return local["item_id"].to_numpy(np.int64), np.stack(local["codes"].to_numpy()).astype(np.int64), total
+
+
+def shared_items(tables: Tables, frame: "DataFrame", version: int, max_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(embeddings [n, dim], codes [n, n_codes])`` of the items that both ``frame`` (valid
+    ``item_id``, ``embedding`` rows of a new fit) and ``item_sids`` version ``version`` hold, in item-id
+    order; a sample of about ``max_items`` by a hash of item_id when more share, so the driver holds a
+    bounded matrix."""
+    from sidlib.spark.arrow_lists import to_matrix
+    from sidlib.spark.sampling import hash_fraction
+
+    codes = tables.read_unpinned("item_sids").where(sid_version_is(version)).select("item_id", "codes")
+    both = frame.select("item_id", "embedding").join(codes, "item_id")
+    total = both.count()
+    if total > max_items:
+        both = both.where(f"{hash_fraction('item_id', 'align')} < {max_items / total!r}")
+    local = both.toPandas().sort_values("item_id")
+    if local.empty:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
+    return to_matrix(local["embedding"]), np.stack(local["codes"].to_numpy()).astype(np.int64)
 
 
 def item_titles(tables: Tables, item_ids: Iterable[int] | None = None) -> dict[int, str]:

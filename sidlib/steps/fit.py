@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from sidlib.alignment import align
 from sidlib.artifacts import Artifact, ArtifactStore
 from sidlib.config import DataQualityConfig, FitConfig, to_dict
 from sidlib.metrics import reconstruction_report, signal_report
@@ -17,12 +18,15 @@ from sidlib.results import INTERNAL, Result
 from sidlib.spark.embeddings import SignalData, read_signal
 from sidlib.spark.fit import build_quantizer, fit_em, neural_training_sample, ordered_rows, train_neural_distributed
 from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
+from sidlib.spark.local_values import shared_items
 from sidlib.spark.sampling import holdout_predicate
 
 log = logging.getLogger(__name__)
 
 #: Held-out rows collected to the driver for the artifact's metrics (bounded, whatever the table size).
 MAX_EVAL_ROWS = 20_000
+#: Items both versions encode that an alignment matches on: ~200 per code of a 256-code level.
+MAX_ALIGN_ITEMS = 50_000
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ def read_inputs(tables: Any, fit: FitConfig, quality: DataQualityConfig,
 
 def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: DataQualityConfig, *,
                   signals: Sequence[str] | None = None, model_versions: Mapping[str, str] | None = None,
-                  source_version: int | None = None, warm_start: Mapping[str, Artifact] | None = None) -> FitOutcome:
+                  source_version: int | None = None, warm_start: Mapping[str, Artifact] | None = None,
+                  align_to: Mapping[str, int] | None = None) -> FitOutcome:
     """Fit ``fit.quantizer`` on ``signals`` (default ``fit.signals``) at ``content_embeddings`` version
     ``source_version`` (default: the current one, pinned for the whole fit and recorded in each
     manifest), each signal's rows from its ``model_versions`` entry (default: its newest model).
@@ -83,7 +88,9 @@ def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: Da
     the set fits ``fit.driver_fit_max_mb``), neural ones one Spark task per signal in parallel. A signal
     in ``warm_start`` starts from that artifact's quantizer (:meth:`Quantizer.warm_start`) when its
     class and layout match (otherwise it fits from scratch, with a warning); the manifest records
-    ``warm_start_from``."""
+    ``warm_start_from``. A signal in ``align_to`` has its codes relabelled, before it is published, to
+    agree with that ``item_sids`` version's on the items both encode (:func:`aligned`); the manifest
+    records ``alignment``."""
     store.check_writable()
     source_version = tables.version("content_embeddings") if source_version is None else source_version
     fit = dataclasses.replace(  # the fit as run: what read_inputs reads and the manifest records
@@ -112,8 +119,9 @@ def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: Da
         sample = neural_training_sample({s: sd.frame for s, sd in data.items()}, holdout=holdout,
                                         sample_rows=fit.sample_rows, seed=fit.seed)
         fitted = train_neural_distributed(sample, spec, {s: q for s, (_, q) in starts.items()})
+    alignments = {s: aligned(tables, data[s], fitted[s][0], v) for s, v in (align_to or {}).items() if s in fitted}
     artifacts = [publish(store, fit, data[s], quantizer, rows, seconds, holdout,
-                         warm_from=starts[s][0] if s in starts else None)
+                         warm_from=starts[s][0] if s in starts else None, alignment=alignments.get(s))
                  for s, (quantizer, rows, seconds) in sorted(fitted.items())]
     return FitOutcome(artifacts=artifacts, rejected={s: d.rejected for s, d in data.items() if d.rejected})
 
@@ -134,8 +142,27 @@ def warm_starts(built: Mapping[str, Quantizer], artifacts: Mapping[str, Artifact
     return starts
 
 
+def aligned(tables: Any, sd: SignalData, quantizer: Quantizer, version: int) -> dict[str, Any]:
+    """Relabel ``quantizer``'s codes to agree with ``item_sids`` version ``version`` on (a sample of up
+    to :data:`MAX_ALIGN_ITEMS` of) the items both encode (:func:`sidlib.alignment.align`); returns the
+    manifest's ``alignment`` record, which says why when nothing was aligned."""
+    previous = {"to_version": int(version)}
+    embeddings, codes = shared_items(tables, sd.frame, version, MAX_ALIGN_ITEMS)
+    if not len(codes):
+        return {**previous, "skipped": "no item is in both versions"}
+    if codes.shape[1] != quantizer.n_codes:
+        return {**previous, "skipped": f"v{version} has {codes.shape[1]} codes per item, the new version "
+                                       f"{quantizer.n_codes}"}
+    report = align(quantizer, embeddings, codes)
+    log.info("%s: aligned to v%d on %d items: first code kept %.1f%% -> %.1f%%, full SID %.1f%% -> %.1f%%",
+             sd.signal, version, report["items"], 100 * report["before"]["first_code"],
+             100 * report["after"]["first_code"], 100 * report["before"]["full_sid"], 100 * report["after"]["full_sid"])
+    return {**previous, **report}
+
+
 def publish(store: ArtifactStore, fit: FitConfig, sd: SignalData, quantizer: Quantizer, rows: int,
-            seconds: float, holdout: str, *, warm_from: int | None = None) -> FittedArtifact:
+            seconds: float, holdout: str, *, warm_from: int | None = None,
+            alignment: dict[str, Any] | None = None) -> FittedArtifact:
     """Score ``quantizer`` on the held-out rows and publish it with its manifest."""
     eval_rows = ordered_rows(sd.frame, MAX_EVAL_ROWS, f"eval-{fit.seed}", where=holdout)
     metrics = reconstruction_report(quantizer, eval_rows, seed=fit.seed) if len(eval_rows) > 1 else {}
@@ -156,6 +183,7 @@ def publish(store: ArtifactStore, fit: FitConfig, sd: SignalData, quantizer: Qua
         "holdout_rows": int(len(eval_rows)),
         "fit_seconds": round(seconds, 2),
         "warm_start_from": warm_from,
+        "alignment": alignment,
         "metrics": metrics,
     })
     log.info("published artifact v%d for %s at %s", artifact.version, sd.signal, artifact.location)

@@ -5,7 +5,9 @@ If the newest upstream ``model_version`` differs from the one the current SID ve
 SID prefixes changed, and switch the pointer (the old version stays for rollback). Otherwise encode
 only new items with the current version. ``refresh.refit`` (or, with ``refresh.refit_new_items``,
 enough items new since the current version's fit) refits on an unchanged model too, starting
-from the current version's quantizer (``refresh.warm_start``) so that most items keep their SIDs. Three
+from the current version's quantizer (``refresh.warm_start``) so that most items keep their SIDs. A
+refit for a new model cannot start from the old parameters; with ``refresh.align`` its codes are
+relabelled to agree with the current version's instead (:mod:`sidlib.alignment`). Three
 cases keep the current version: a pointer a rollback holds (``held``), a new model whose embeddings
 do not yet cover ``min_rollout_coverage`` of the items the current version covers
 (``rollout_incomplete``), and a refit that fails the quality gate (``gated``,
@@ -113,8 +115,9 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     signals = fit.signals if signal == FUSION_SIGNAL else [signal]
     versions = json.loads(upstream) if signal == FUSION_SIGNAL else {signal: upstream}
     warm = {signal: current_artifact} if same_model and policy.warm_start and current_artifact else None
+    align_to = {signal: current.sid_version} if current is not None and not same_model and policy.align else None
     fitted = fit_artifacts(tables, store, fit, quality, signals=signals, model_versions=versions,
-                           source_version=source_version, warm_start=warm).artifacts[0]
+                           source_version=source_version, warm_start=warm, align_to=align_to).artifacts[0]
     warm_from = fitted.artifact.manifest.get("warm_start_from")
     stable = (warm_from, policy.stability_margin) if current is not None and warm_from == current.sid_version else None
     encoded = encode_version(tables, store, fitted.artifact, "full", quality=quality, lock_wait_s=lock_wait_s,
