@@ -102,6 +102,7 @@ class TablesConfig:
     impressions: str = "impressions"
     ranker_impressions: str = "ranker_impressions"
     rejected_rows: str = "rejected_rows"
+    sid_items: str = "sid_items"
     #: Target size of the Delta files the embedded engine writes (Sail's ``targetFileSize`` write option;
     #: classic Spark and Databricks size files themselves). Sail's Delta writer holds an open file in
     #: memory until it reaches this size, so the target bounds write memory per task. Measured writing
@@ -217,9 +218,20 @@ class EncodeConfig:
     mode: Literal["full", "incremental"] = "full"
     #: How long to wait for another run writing the same version to finish (runs take turns).
     lock_wait_s: float = 3600
+    #: Also write ``sid_items``: one more code position (``dedup``) that makes each item's ID unique
+    #: within the version, stable across incremental runs (:mod:`sidlib.spark.sid_items`).
+    unique: bool = False
+    #: Most items one SID may hold under ``unique`` (the extra position's cardinality); a SID with
+    #: more is an error naming it.
+    unique_cap: int = 256
 
     def __post_init__(self) -> None:
-        check_at_least("encode", self, {"lock_wait_s": 0})
+        check_at_least("encode", self, {"lock_wait_s": 0, "unique_cap": 1})
+
+    @property
+    def cap_if_unique(self) -> int | None:
+        """``unique_cap`` when ``unique`` is on, else ``None`` (what the encode step takes)."""
+        return self.unique_cap if self.unique else None
 
 
 @dataclass

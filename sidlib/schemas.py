@@ -37,6 +37,20 @@ ITEM_SIDS = {
     "ngrams": "array<bigint>",
 }
 
+#: Collision-free IDs of one SID version (``encode.unique``), and the SID -> item lookup of generative
+#: retrieval: ``codes`` are the item's ``item_sids`` codes, ``dedup`` numbers the items that share them
+#: (0, 1, ... in the order they were first encoded; never changed for an item whose codes stay), and
+#: ``unique_sid = sid + dedup * prod(cardinalities)`` packs both (``sid`` in its low digits). Written
+#: sorted by ``(codes, dedup)``, so the items of one code prefix are one contiguous range.
+SID_ITEMS = {
+    "sid_version": "bigint",
+    "codes": "array<int>",
+    "dedup": "int",
+    "unique_sid": "bigint",
+    "sid": "bigint",
+    "item_id": "bigint",
+}
+
 #: The "current" SID version per signal: one row per signal, switched atomically by MERGE.
 SID_POINTER = {
     "signal": "string",

@@ -18,4 +18,4 @@ def run(cfg: SidlibConfig, tables: Any) -> EncodeResult:
     store = ArtifactStore(cfg.artifacts.root)
     artifact = resolve_artifact(tables, store, cfg.encode.signal, cfg.encode.sid_version)
     return encode_version(tables, store, artifact, cfg.encode.mode, quality=cfg.data_quality,
-                          lock_wait_s=cfg.encode.lock_wait_s)
+                          lock_wait_s=cfg.encode.lock_wait_s, unique_cap=cfg.encode.cap_if_unique)

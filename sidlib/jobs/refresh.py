@@ -48,7 +48,7 @@ def run(cfg: SidlibConfig, tables: Any) -> RefreshSummary:
     store = ArtifactStore(cfg.artifacts.root)
     units = [FUSION_SIGNAL] if cfg.fit.quantizer == FUSION_SIGNAL else cfg.fit.signals
     results = [refresh_signal(tables, store, signal, fit=cfg.fit, quality=cfg.data_quality,
-                              lock_wait_s=cfg.encode.lock_wait_s, policy=cfg.refresh, source_version=source_version)
+                              encoding=cfg.encode, policy=cfg.refresh, source_version=source_version)
                for signal in units]
     fitted = [r.candidate_version if r.action == "gated" else r.sid_version for r in results
               if r.action in ("refit", "lost_race", "gated")]

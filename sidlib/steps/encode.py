@@ -6,6 +6,7 @@ of already-encoded items never change between runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from sidlib.spark import pointer
 from sidlib.spark.embeddings import RowsToEncode, read_for_encode, read_signal
 from sidlib.spark.encode import write_version
 from sidlib.spark.fused_rows import FUSION_SIGNAL, read_fused
+from sidlib.spark.sid_items import write_sid_items
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ class EncodeResult(Result):
     encode_seconds: float
     #: The version whose codes items kept unless clearly beaten (``None``: every item encoded afresh).
     stable_from: int | None = None
+    #: ``encode.unique``: the ``sid_items`` layout and counts (:mod:`sidlib.spark.sid_items`).
+    unique: dict[str, Any] | None = None
 
 
 def resolve_artifact(tables: Any, store: ArtifactStore, signal: str, version: int | None) -> Artifact:
@@ -69,18 +73,26 @@ def sid_partitioning(table_format: str) -> list[str]:
 
 def encode_version(tables: Any, store: ArtifactStore, artifact: Artifact, mode: Mode, *,
                    quality: DataQualityConfig, lock_wait_s: float, source_version: int | None = None,
-                   stable_from: tuple[int, float] | None = None) -> EncodeResult:
+                   stable_from: tuple[int, float] | None = None, unique_cap: int | None = None) -> EncodeResult:
     """Encode with ``artifact`` into its ``item_sids`` version. Runs writing one version take turns
     (a lock per version under the store's root, waiting up to ``lock_wait_s``): two writers of a new
     version would otherwise both append every row, and two incremental runs would both add the same
     missing items. ``stable_from``: ``(previous version, margin)`` for a full encode after a warm
     start, whose items keep their codes of the previous version unless the new ones reconstruct
-    them better by more than the margin (:mod:`sidlib.stability`)."""
+    them better by more than the margin (:mod:`sidlib.stability`). ``unique_cap`` (``encode.unique``):
+    then also number the items that share a SID in ``sid_items``, at most ``unique_cap`` per SID."""
     hash_size(artifact.manifest["cardinalities"])  # the packed SID must fit int64: fail before any work
     lock = store.lock_file(f"item_sids-v{artifact.version:06d}.lock")
     with locks.exclusive(lock, f"encoding item_sids version {artifact.version}", lock_wait_s):
-        return _encode_locked(tables, store, artifact, mode, quality, source_version,
-                              None if mode == "incremental" else stable_from)
+        result = _encode_locked(tables, store, artifact, mode, quality, source_version,
+                                None if mode == "incremental" else stable_from)
+        if unique_cap is None:
+            return result
+        unique = write_sid_items(tables, artifact.version, artifact.manifest["cardinalities"], unique_cap,
+                                 sid_partitioning(tables.cfg.format))
+        log.info("sid_items v%d: %d items, %d SIDs shared, dedup up to %d", artifact.version, unique["items"],
+                 unique["shared_sids"], unique["max_dedup"])
+        return dataclasses.replace(result, unique=unique)
 
 
 def rows_to_encode(tables: Any, artifact: Artifact, mode: Mode, quality: DataQualityConfig,

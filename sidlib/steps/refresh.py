@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sidlib.artifacts import ArtifactStore
-from sidlib.config import DataQualityConfig, FitConfig, RefreshConfig
+from sidlib.config import DataQualityConfig, EncodeConfig, FitConfig, RefreshConfig
 from sidlib.results import Result
 from sidlib.spark import pointer
 from sidlib.spark.fused_rows import FUSION_SIGNAL
@@ -73,10 +73,11 @@ def new_items_since_fit(tables: Any, artifact: Any, version: int) -> dict[str, f
 
 
 def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitConfig, quality: DataQualityConfig,
-                   lock_wait_s: float, policy: RefreshConfig, source_version: int | None) -> RefreshResult:
+                   encoding: EncodeConfig, policy: RefreshConfig, source_version: int | None) -> RefreshResult:
     """Refresh ``signal`` (``fusion``: the one fused SID of ``fit.signals``) from ``content_embeddings``
-    version ``source_version``; ``fit`` is how a new version is fitted, ``policy`` when it may replace
-    the current one."""
+    version ``source_version``; ``fit`` is how a new version is fitted, ``encoding`` how its items are
+    encoded (the lock wait, ``encode.unique``), ``policy`` when it may replace the current one."""
+    options = {"lock_wait_s": encoding.lock_wait_s, "unique_cap": encoding.cap_if_unique}
     current = pointer.current(tables, signal)
     upstream = upstream_model_version(tables, signal, fit.signals, source_version)
     current_artifact = store.get(current.sid_version) if current else None
@@ -85,7 +86,7 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     def keep_current(action: Action, **details: Any) -> RefreshResult:
         assert current is not None and current_artifact is not None
         encoded = encode_version(tables, store, current_artifact, "incremental", quality=quality,
-                                 lock_wait_s=lock_wait_s, source_version=source_version)
+                                 source_version=source_version, **options)
         return RefreshResult(signal=signal, action=action, sid_version=current.sid_version, model_version=upstream,
                              encode=encoded, **details)
 
@@ -120,8 +121,8 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
                            source_version=source_version, warm_start=warm, align_to=align_to).artifacts[0]
     warm_from = fitted.artifact.manifest.get("warm_start_from")
     stable = (warm_from, policy.stability_margin) if current is not None and warm_from == current.sid_version else None
-    encoded = encode_version(tables, store, fitted.artifact, "full", quality=quality, lock_wait_s=lock_wait_s,
-                             source_version=source_version, stable_from=stable)
+    encoded = encode_version(tables, store, fitted.artifact, "full", quality=quality, source_version=source_version,
+                             stable_from=stable, **options)
     if current is None:
         report = report_version(tables, store, fitted.artifact)
         switched = switch_pointer(tables, signal, fitted.version, upstream, expected=None)
