@@ -23,8 +23,9 @@ Guarantees:
   against a Volume (the Asset Bundle's job allows one run at a time), or use the storage's URL.
 * **An fsspec URL** (``s3://``, ``abfss://``, ``gs://``, ``file://``; the scheme's fsspec package, e.g.
   ``s3fs``, installed on driver and executors): the claim is ``fs.open(claim, "xb")``, a conditional
-  create (S3 ``If-None-Match: *`` in s3fs >= 2024.12, GCS ``ifGenerationMatch=0``, ADLS ``If-None-Match``;
-  ``O_EXCL`` for ``file://``), and the manifest one object PUT, visible whole or not at all. Nothing is
+  create (:data:`EXCLUSIVE_CREATE`: S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, ADLS
+  ``If-None-Match``; ``O_EXCL`` for ``file://``; other backends are refused), and the manifest one
+  object PUT, visible whole or not at all. Nothing is
   renamed (an object store's rename is a copy). Bundles are downloaded to a local cache, then verified.
 """
 
@@ -52,8 +53,16 @@ _VERSION_DIR = re.compile(r"^v(\d{6})$")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: What every reader of a manifest relies on.
 MANIFEST_KEYS = ("signal", "model_version", "cardinalities", "dim", "files")
-#: Where bundles of URL stores are downloaded to before they are verified and loaded.
-CACHE_DIR = Path(tempfile.gettempdir()) / "sidlib-artifacts"
+#: Where bundles of URL stores are downloaded to before they are verified and loaded (resolved: the
+#: checks compare resolved paths, and a temp dir may sit behind a symlink, as macOS's does).
+CACHE_DIR = Path(tempfile.gettempdir()).resolve() / "sidlib-artifacts"
+_SCHEME_WITHOUT_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/(?!/)")
+#: fsspec backends whose ``open(path, "xb")`` is a real conditional create, from which release:
+#: s3fs sends ``If-None-Match`` for small files from 2025.7 (fsspec/s3fs#974), gcsfs and adlfs
+#: implemented exclusive mode in 2024.12. Other backends may accept "xb" and overwrite.
+EXCLUSIVE_CREATE = {"file": None, "local": None, "memory": None, "s3": ("s3fs", "2025.7.0"),
+                    "s3a": ("s3fs", "2025.7.0"), "gs": ("gcsfs", "2024.12.0"), "gcs": ("gcsfs", "2024.12.0"),
+                    "abfs": ("adlfs", "2024.12.0"), "abfss": ("adlfs", "2024.12.0"), "az": ("adlfs", "2024.12.0")}
 
 
 def is_url(root: str | Path) -> bool:
@@ -94,8 +103,12 @@ class ArtifactStore:
     def __init__(self, root: str | Path):
         import fsspec
 
+        if _SCHEME_WITHOUT_HOST.match(str(root)):
+            raise ArtifactError(f"artifacts.root {root!r}: a scheme needs '://' (an fsspec URL); for a Databricks "
+                                f"Volume use its /Volumes/... path")
         if is_url(root):
             self.fs, self._root = fsspec.url_to_fs(str(root))
+            check_exclusive_create(self.fs, str(root))
             self.root = str(root).rstrip("/")
             self.local_root: Path | None = None
         else:
@@ -137,10 +150,18 @@ class ArtifactStore:
         self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)  # a no-op on object stores
         self.fs.put_file(str(local), key)
 
+    def _claimed(self) -> list[int]:
+        """Every version directory under the root, complete or not (none when the root is missing: an
+        object store has no empty prefix)."""
+        try:
+            names = self.fs.ls(self._root, detail=False)
+        except FileNotFoundError:
+            return []
+        return [int(m[1]) for m in (_VERSION_DIR.match(Path(p).name) for p in names) if m]
+
     def versions(self) -> list[int]:
         """Complete versions (manifest present), ascending."""
-        found = (_VERSION_DIR.match(Path(p).parent.name) for p in self.fs.glob(self._key("v*", MANIFEST)))
-        return sorted(int(m[1]) for m in found if m)
+        return sorted(v for v in self._claimed() if self.fs.exists(self._key(_version_name(v), MANIFEST)))
 
     def latest(self, signal: str | None = None) -> Artifact | None:
         for version in reversed(self.versions()):
@@ -196,9 +217,7 @@ class ArtifactStore:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _claim_next_version(self) -> int:
-        existing = [int(m[1]) for m in (_VERSION_DIR.match(Path(p).name) for p in self.fs.ls(self._root, detail=False))
-                    if m]
-        version = max(existing, default=0) + 1
+        version = max(self._claimed(), default=0) + 1
         while True:
             directory = self._key(_version_name(version))
             try:
@@ -253,6 +272,33 @@ class ArtifactStore:
         except OSError:  # another process of this machine fetched it at the same time
             shutil.rmtree(fetching, ignore_errors=True)
         return cached
+
+
+def check_exclusive_create(fs: Any, root: str) -> None:
+    """Raise :class:`ArtifactError` unless ``fs`` is a backend (and release) whose exclusive create
+    the version claim can rely on (:data:`EXCLUSIVE_CREATE`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    protocols = [fs.protocol] if isinstance(fs.protocol, str) else list(fs.protocol)
+    known = next((p for p in protocols if p in EXCLUSIVE_CREATE), None)
+    if known is None:
+        raise ArtifactError(f"artifacts.root {root}: the {protocols[0]!r} fsspec backend has no known exclusive "
+                            f"create, so concurrent fits could claim one version; supported: "
+                            f"{', '.join(sorted(EXCLUSIVE_CREATE))}")
+    if EXCLUSIVE_CREATE[known] is None:
+        return
+    package, minimum = EXCLUSIVE_CREATE[known]
+    try:
+        installed = version(package)
+    except PackageNotFoundError:
+        installed = "0"
+    if _release(installed) < _release(minimum):
+        raise ArtifactError(f"artifacts.root {root}: {package} {installed} does not make open(..., 'xb') a "
+                            f"conditional create; install {package}>={minimum}")
+
+
+def _release(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 def _version_name(version: int) -> str:

@@ -32,7 +32,7 @@ MAX_HISTORY_LENGTH = 100_000
 #: ``fit.device``: ``auto`` (CUDA when a task sees a GPU), ``cpu``, ``cuda`` or ``cuda:<index>``, ``mps``.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 #: What a catalog, database or table name may be: it reaches SQL (quoted) and, for path tables, a path.
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_at_least(section: str, obj: Any, bounds: Mapping[str, int | float]) -> None:
@@ -46,7 +46,7 @@ def check_at_least(section: str, obj: Any, bounds: Mapping[str, int | float]) ->
 
 def check_identifier(key: str, name: Any) -> None:
     """Raise :class:`ConfigError` naming ``key`` unless ``name`` is a plain identifier (:data:`IDENTIFIER`)."""
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise ConfigError(f"{key} must be a plain identifier (letters, digits and underscores), got {name!r}")
 
 

@@ -20,7 +20,7 @@ import mlflow
 import numpy as np
 
 import sidlib
-from sidlib.artifacts import MANIFEST, QUANTIZER_DIR, Artifact
+from sidlib.artifacts import MANIFEST, QUANTIZER_DIR, Artifact, ArtifactStore
 from sidlib.config import MlflowConfig, TablesConfig
 
 if TYPE_CHECKING:
@@ -78,15 +78,18 @@ class Tracking:
         return self.cfg.model_name.format(signal=signal, catalog=self.tables.catalog or "",
                                           database=self.tables.database or "")
 
-    def log_fit(self, artifact: Artifact) -> dict[str, Any]:
-        """Log ``artifact``'s run and register its model version; returns where they are (or the error)."""
-        name = self.model_name(artifact.signal)
+    def log_fit(self, store: ArtifactStore, version: int) -> dict[str, Any]:
+        """Log version ``version``'s run and register its model version; returns where they are (or
+        the error: nothing here may fail the job whose step already happened)."""
+        name = None
         try:
+            artifact = store.get(version)
+            name = self.model_name(artifact.signal)
             mlflow.set_experiment(self.cfg.experiment)
             with mlflow.start_run(run_name=f"{artifact.signal} v{artifact.version}") as run:
                 mlflow.log_params(run_params(artifact))
                 mlflow.log_metrics(run_metrics(artifact.manifest))
-                mlflow.log_artifact(str(artifact.path / MANIFEST))
+                mlflow.log_dict(artifact.manifest, MANIFEST)
                 mlflow.log_artifacts(str(artifact.path / QUANTIZER_DIR), artifact_path=QUANTIZER_DIR)
                 model = mlflow.pyfunc.log_model(
                     name="sid_quantizer", python_model=SidQuantizerModel(),
@@ -94,21 +97,22 @@ class Tracking:
                     code_paths=[str(Path(sidlib.__file__).parent)],
                     signature=_signature(artifact), registered_model_name=name,
                     pip_requirements=["torch", "numpy", "pandas", "pyyaml"])
-            version = str(model.registered_model_version)
-            mlflow.MlflowClient().set_model_version_tag(name, version, SID_VERSION_TAG, str(artifact.version))
+            registered = str(model.registered_model_version)
+            mlflow.MlflowClient().set_model_version_tag(name, registered, SID_VERSION_TAG, str(artifact.version))
         except Exception as exc:  # the artifact is published whatever MLflow does
-            log.warning("MLflow: could not log v%d of %s: %s", artifact.version, artifact.signal, exc)
+            log.warning("MLflow: could not log artifact v%d: %s", version, exc)
             return {"model": name, "error": f"{type(exc).__name__}: {exc}"[:500]}
-        log.info("MLflow: run %s, model %s version %s for SID v%d", run.info.run_id, name, version, artifact.version)
-        return {"run_id": run.info.run_id, "model": name, "model_version": version}
+        log.info("MLflow: run %s, model %s version %s for SID v%d", run.info.run_id, name, registered, version)
+        return {"run_id": run.info.run_id, "model": name, "model_version": registered}
 
     def move_alias(self, signal: str, sid_version: int) -> dict[str, Any]:
         """Point the signal's model alias at the model version holding ``sid_version``."""
         name, alias = self.model_name(signal), self.cfg.alias
         try:
             client = mlflow.MlflowClient()
+            # Unity Catalog's search results carry no tags: read each version's own
             versions = [v.version for v in client.search_model_versions(f"name = '{name}'")
-                        if v.tags.get(SID_VERSION_TAG) == str(sid_version)]
+                        if client.get_model_version(name, str(v.version)).tags.get(SID_VERSION_TAG) == str(sid_version)]
             if not versions:
                 return {"model": name, "alias": alias, "error": f"no model version of SID v{sid_version} "
                                                                 f"(fitted with mlflow.enabled=false?)"}

@@ -120,3 +120,31 @@ def test_pipeline_runs_with_artifacts_on_a_file_url(pipeline, tmp_path: Path) ->
     assert tables.read("item_sids").frame.count() == 120
     again = refresh.run(cfg, tables).signals[0]
     assert again.action == "incremental" and again.sid_version == result.sid_version
+
+
+def test_roots_whose_claim_cannot_be_exclusive_are_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    from sidlib.artifacts import check_exclusive_create
+
+    archive = tmp_path / "store.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("artifacts/readme.txt", "a read-only archive")
+    with pytest.raises(ArtifactError, match="'zip' fsspec backend has no known exclusive create"):
+        ArtifactStore(f"zip://artifacts::{archive.as_uri()}")
+    with pytest.raises(ArtifactError, match="a scheme needs '://'"):
+        ArtifactStore("dbfs:/Volumes/main/ads/artifacts")
+
+    class OldS3:  # the protocol s3fs registers; the installed release decides
+        protocol = ("s3", "s3a")
+
+    with pytest.raises(ArtifactError, match=r"install s3fs>=2025.7.0"):
+        check_exclusive_create(OldS3(), "s3://bucket/artifacts")  # s3fs is not installed here
+
+
+def test_a_root_with_glob_characters_lists_its_versions(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "run[1]" / "artifacts")
+    quantizer, x = _fitted()
+    quantizer.fit(x)
+    store.publish(quantizer, {"signal": "text", "model_version": "m1"})
+    assert store.versions() == [1] and store.latest("text").version == 1

@@ -43,6 +43,13 @@ def test_injection_through_any_part_of_the_name_is_refused(override: str) -> Non
         load_config(None, overrides)
 
 
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    from sidlib.config import TablesConfig
+
+    with pytest.raises(ConfigError, match="tables.events must be a plain identifier"):
+        TablesConfig(events="events\n")  # a YAML override strips it; a config built in code must not pass it
+
+
 def test_a_catalog_without_a_database_is_refused() -> None:
     with pytest.raises(ConfigError, match="tables.catalog needs tables.database"):
         load_config(None, [f"tables.catalog={CATALOG}"])

@@ -53,6 +53,7 @@ def test_targets_dev_and_prod_with_one_default() -> None:
     assert set(targets) == {"dev", "prod"}
     assert [name for name, t in targets.items() if t.get("default")] == ["dev"]
     assert targets["dev"]["mode"] == "development" and targets["prod"]["mode"] == "production"
+    assert targets["prod"]["workspace"]["root_path"]  # production mode requires one (or run_as)
 
 
 def test_the_tasks_run_the_pipeline_in_order_one_run_at_a_time() -> None:
@@ -77,7 +78,8 @@ def test_every_task_names_an_installed_console_script_of_a_registered_job() -> N
         assert task["task_key"] in JOBS
         (whl,) = [lib["whl"] for lib in task["libraries"] if "whl" in lib]
         assert (_job()["_file"].parent / whl).parent.resolve() == REPO_ROOT / "dist"
-    assert _bundle()["artifacts"]["sidlib_wheel"]["build"].endswith("--wheel-dir dist .")
+    build = _bundle()["artifacts"]["sidlib_wheel"]["build"]
+    assert build.startswith("rm -rf dist && ") and build.endswith("--wheel-dir dist .")  # no stale wheels attached
 
 
 @pytest.mark.parametrize("target", ["dev", "prod"])

@@ -116,9 +116,25 @@ def test_without_tracking_no_job_imports_mlflow() -> None:
     code = ("import sys\n"
             "from sidlib.config import load_config\n"
             "from sidlib.jobs import fit_quantizer, refresh, rollback\n"
-            "from sidlib.steps.track import log_fits, move_aliases\n"
+            "from sidlib.steps.track import log_fits, move_aliases, tracking_for\n"
             "cfg = load_config(None)\n"
-            "assert log_fits(cfg, None, [1]) is None and move_aliases(cfg, {'text': 1}) is None\n"
+            "tracker = tracking_for(cfg)\n"
+            "assert tracker is None and log_fits(tracker, None, [1]) is None and move_aliases(tracker, {'text': 1}) is None\n"
             "assert 'mlflow' not in sys.modules, 'mlflow imported'\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_tracking_with_artifacts_on_a_url_root(tracked, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The bundle comes from the store's download cache, the manifest from the store itself."""
+    cfg, tables = tracked
+    cfg.artifacts.root = (tmp_path / "url_store").as_uri()
+    summary = refresh.run(cfg, tables)
+    (run,) = summary.mlflow["runs"]
+    assert "error" not in run and summary.mlflow["aliases"][0]["model_version"] == run["model_version"]
+    client = _client(cfg)
+    assert {a.path for a in client.list_artifacts(run["run_id"])} >= {"manifest.json", "quantizer"}
+    ids, x = _text_embeddings(tables)
+    predicted = mlflow.pyfunc.load_model("models:/sidlib_text@champion").predict(x[:10])
+    quantizer = ArtifactStore(cfg.artifacts.root).get(summary.signals[0].sid_version).load_quantizer()
+    np.testing.assert_array_equal(np.stack(predicted["codes"].to_numpy()), quantizer.encode(x[:10]))

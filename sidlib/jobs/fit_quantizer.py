@@ -14,10 +14,11 @@ from typing import Any
 from sidlib.artifacts import ArtifactStore
 from sidlib.config import SidlibConfig
 from sidlib.steps.fit import FitOutcome, fit_artifacts
-from sidlib.steps.track import log_fits
+from sidlib.steps.track import log_fits, tracking_for
 
 
 def run(cfg: SidlibConfig, tables: Any) -> FitOutcome:
+    tracker = tracking_for(cfg)
     store = ArtifactStore(cfg.artifacts.root)
     outcome = fit_artifacts(tables, store, cfg.fit, cfg.data_quality)
-    return dataclasses.replace(outcome, mlflow=log_fits(cfg, store, [a.version for a in outcome.artifacts]))
+    return dataclasses.replace(outcome, mlflow=log_fits(tracker, store, [a.version for a in outcome.artifacts]))

@@ -25,7 +25,7 @@ from sidlib.config import SidlibConfig
 from sidlib.results import Result
 from sidlib.spark.fused_rows import FUSION_SIGNAL
 from sidlib.steps.refresh import RefreshResult, refresh_signal
-from sidlib.steps.track import log_fits, move_aliases
+from sidlib.steps.track import log_fits, move_aliases, tracking_for
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class RefreshSummary(Result):
 
 
 def run(cfg: SidlibConfig, tables: Any) -> RefreshSummary:
+    tracker = tracking_for(cfg)
     source_version = tables.version("content_embeddings")
     store = ArtifactStore(cfg.artifacts.root)
     units = [FUSION_SIGNAL] if cfg.fit.quantizer == FUSION_SIGNAL else cfg.fit.signals
@@ -52,7 +53,7 @@ def run(cfg: SidlibConfig, tables: Any) -> RefreshSummary:
                for signal in units]
     fitted = [r.candidate_version if r.action == "gated" else r.sid_version for r in results
               if r.action in ("refit", "lost_race", "gated")]
-    runs = log_fits(cfg, store, fitted)
+    runs = log_fits(tracker, store, fitted)
     tracked = None if runs is None else {
-        "runs": runs, "aliases": move_aliases(cfg, {r.signal: r.sid_version for r in results if r.action == "refit"})}
+        "runs": runs, "aliases": move_aliases(tracker, {r.signal: r.sid_version for r in results if r.action == "refit"})}
     return RefreshSummary(content_embeddings_version=source_version, signals=results, mlflow=tracked)

@@ -15,13 +15,14 @@ from typing import Any
 from sidlib.artifacts import ArtifactStore
 from sidlib.config import SidlibConfig
 from sidlib.steps.rollback import RollbackResult, release, roll_back
-from sidlib.steps.track import move_aliases
+from sidlib.steps.track import move_aliases, tracking_for
 
 
 def run(cfg: SidlibConfig, tables: Any) -> RollbackResult:
     rc = cfg.rollback
     if rc.release:
         return release(tables, rc.required_signal())
+    tracker = tracking_for(cfg)
     result = roll_back(tables, ArtifactStore(cfg.artifacts.root), rc.required_signal(), rc.sid_version)
-    aliases = move_aliases(cfg, {result.signal: result.to_version})
+    aliases = move_aliases(tracker, {result.signal: result.to_version})
     return dataclasses.replace(result, mlflow=aliases[0] if aliases else None)

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def quote_identifier(name: str) -> str:
     """Backtick-quote a column/table/database name after checking it is a plain identifier."""
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise ConfigError(f"invalid identifier {name!r}: use letters, digits and underscores only")
     return f"`{name}`"
 

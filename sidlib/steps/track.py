@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def tracking_for(cfg: SidlibConfig) -> "Tracking | None":
-    """The run's tracking, or ``None`` when ``mlflow.enabled`` is false (MLflow is then not imported)."""
+    """The run's tracking, or ``None`` when ``mlflow.enabled`` is false (MLflow is then not imported).
+    Jobs call it before their first step, so a missing MLflow stops them before anything changed."""
     if not cfg.mlflow.enabled:
         return None
     try:
@@ -23,14 +24,12 @@ def tracking_for(cfg: SidlibConfig) -> "Tracking | None":
     return Tracking(cfg.mlflow, cfg.tables)
 
 
-def log_fits(cfg: SidlibConfig, store: ArtifactStore, versions: list[int]) -> list[dict[str, Any]] | None:
+def log_fits(tracker: "Tracking | None", store: ArtifactStore, versions: list[int]) -> list[dict[str, Any]] | None:
     """One MLflow run and model version per fitted artifact version; ``None`` without tracking."""
-    tracker = tracking_for(cfg)
-    return None if tracker is None else [{"sid_version": v, **tracker.log_fit(store.get(v))} for v in versions]
+    return None if tracker is None else [{"sid_version": v, **tracker.log_fit(store, v)} for v in versions]
 
 
-def move_aliases(cfg: SidlibConfig, moved: dict[str, int]) -> list[dict[str, Any]] | None:
+def move_aliases(tracker: "Tracking | None", moved: dict[str, int]) -> list[dict[str, Any]] | None:
     """Each signal's model alias to the SID version its pointer moved to; ``None`` without tracking."""
-    tracker = tracking_for(cfg)
     return None if tracker is None else [{"signal": s, "sid_version": v, **tracker.move_alias(s, v)}
                                          for s, v in moved.items()]
