@@ -4,7 +4,10 @@ Data: MiniLM embeddings of MovieLens-1M item texts + Wikidata film texts, 20% of
 Reported on held-out items at ~24 bits: cosine loss, min per-level utilization, unique SIDs,
 Recall@20/50/100 of SIDE codes and of reconstructions vs raw top-20 kNN, fit seconds, encode items/s.
 
-    python benchmarks/bench_quantizers.py [--only rq_kmeans_b1,faiss_rq_b1] [--no-write]
+    python benchmarks/bench_quantizers.py [--only rq_kmeans_b1,faiss_rq_b1] [--no-write] [--prefixes]
+
+``--prefixes`` adds the held-out loss of each SID prefix (first 1, 2, ... codes) for the residual
+quantizers (``prefix_losses``: the joint refinement's trade-off).
 """
 
 from __future__ import annotations
@@ -69,7 +72,11 @@ def methods(dim: int, vae_epochs: int = VAE_EPOCHS) -> dict[str, Callable[[], An
         "faiss_pq": lambda: FaissCodec(lambda d: faiss.ProductQuantizer(d, 3, 8), dim),
         "rq_kmeans_b1": lambda: build("rq_kmeans", dim, BITS, beam_size=1),
         "rq_kmeans_b5": lambda: build("rq_kmeans", dim, BITS, beam_size=5),
+        "rq_kmeans_b8": lambda: build("rq_kmeans", dim, BITS, beam_size=8),
+        "rq_kmeans_b1_unrefined": lambda: build("rq_kmeans", dim, BITS, beam_size=1, refine_rounds=0),
+        "rq_kmeans_b5_unrefined": lambda: build("rq_kmeans", dim, BITS, beam_size=5, refine_rounds=0),
         "rq_gmm": lambda: build("rq_gmm", dim, BITS),
+        "rq_gmm_refined": lambda: build("rq_gmm", dim, BITS, refine_rounds=10),
         "dpca": lambda: build("dpca", dim, BITS),
         "structured": lambda: build("structured", dim, BITS),
         "fsq": lambda: build("fsq", dim, BITS),
@@ -92,7 +99,7 @@ def encode_rate(q: Any, x: np.ndarray, min_seconds: float = 1.0) -> float:
     return n / (time.perf_counter() - start)
 
 
-def evaluate(name: str, q: Any, train: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+def evaluate(name: str, q: Any, train: np.ndarray, test: np.ndarray, prefix_losses: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     q.fit(train)
     fit_s = time.perf_counter() - start
@@ -102,6 +109,8 @@ def evaluate(name: str, q: Any, train: np.ndarray, test: np.ndarray) -> dict[str
     side = recall_at_k(test, centre_codes(codes, cards), (20, 50, 100), metric="euclidean")
     recon = recall_at_k(test, x_hat, (20, 50, 100), metric="cosine")
     rate = encode_rate(q, train)
+    prefixes = {f"loss_prefix{m}": cosine_loss(test, q.prefix(m).decode(codes[:, :m]))
+                for m in range(1, len(cards))} if hasattr(q, "prefix") and prefix_losses else {}
     return {
         "method": name, "bits": round(float(sum(np.log2(cards))), 2), "cosine_loss": cosine_loss(test, x_hat),
         "util_min": float(utilization(codes, cards).min()), "util_min_train": float(utilization(q.encode(train), cards).min()),
@@ -109,6 +118,7 @@ def evaluate(name: str, q: Any, train: np.ndarray, test: np.ndarray) -> dict[str
         "side_R@20": side[20], "side_R@50": side[50], "side_R@100": side[100],
         "recon_R@20": recon[20], "recon_R@100": recon[100],
         "fit_s": round(fit_s, 1), "encode_items_per_s": rate, "per_core": rate / torch.get_num_threads(),
+        **prefixes,
     }
 
 
@@ -116,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", help="comma-separated method names")
     parser.add_argument("--no-write", action="store_true", help="print, do not append to RESULTS.md")
+    parser.add_argument("--prefixes", action="store_true", help="also the held-out loss of each SID prefix")
     args = parser.parse_args()
     torch.manual_seed(0)
     faiss.omp_set_num_threads(torch.get_num_threads())
@@ -125,9 +136,9 @@ def main() -> None:
         chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
     rows = []
     for name, make in chosen.items():
-        rows.append(evaluate(name, make(), train, test))
+        rows.append(evaluate(name, make(), train, test, args.prefixes))
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
-    table = markdown_table(rows, list(rows[0]))
+    table = markdown_table(rows, list(dict.fromkeys(key for row in rows for key in row)))
     body = (f"{len(train)} train / {len(test)} held-out MiniLM (384-d) movie embeddings; metrics on held-out "
             f"items; util_min = smallest per-position code utilization; R@k = recall of raw top-20 kNN "
             f"(1,000 queries); encode rate over the train set with {torch.get_num_threads()} threads.\n\n{table}")

@@ -324,14 +324,15 @@ class EMQuantizer(Quantizer):
 
         for level in range(q.n_levels):
             q.init_level(level, sample)                  # e.g. k-means++ on the sample's residuals
-            for it in range(q.max_iter):
-                stats = sum(q.level_statistics(level, b) for b in batches)   # E-step, additive
+            for it in range(q.level_iterations()):
+                stats = sum(q.step_statistics(level, b) for b in batches)    # E-step, additive
                 if q.apply_statistics(level, stats) < q.tol: break          # M-step, returns change
+        q.refine(lambda: sum(q.step_statistics(None, b) for b in batches))  # joint rounds, if any
         q.finish_fit()
 
     ``level_statistics`` computes the residual of ``X`` after levels ``< level`` itself, so callers
     pass raw rows. ``apply_statistics`` must run on the object that ran ``init_level`` (it may re-seed
-    empty clusters from the sample kept there); executors only run ``level_statistics``. Statistics are dicts of float64 numpy arrays; :func:`add_statistics` sums them.
+    empty clusters from the sample kept there); executors only run ``step_statistics``. Statistics are dicts of float64 numpy arrays; :func:`add_statistics` sums them.
     """
 
     n_levels: int
@@ -350,17 +351,51 @@ class EMQuantizer(Quantizer):
     def apply_statistics(self, level: int, stats: Mapping[str, np.ndarray]) -> float:
         """M-step from summed statistics; returns the relative change of the objective (for ``tol``)."""
 
+    #: Rounds of joint refinement of all levels after the level-wise fit (0: none; see :meth:`refine`).
+    refine_rounds: int = 0
+
+    def refinement_statistics(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """E-step of a joint refinement round on raw rows ``X`` (quantizers with ``refine_rounds``)."""
+        raise InvalidInputError(f"{type(self).__name__} has no joint refinement")
+
+    def apply_refinement(self, stats: Mapping[str, np.ndarray], *, solve: bool) -> bool:
+        """M-step of a refinement round from summed statistics (of the current parameters); with
+        ``solve`` false only checks them. Returns whether another round should follow."""
+        raise InvalidInputError(f"{type(self).__name__} has no joint refinement")
+
+    def level_iterations(self) -> int:
+        """At most how many EM steps each level gets in this fit (``max_iter``)."""
+        return self.max_iter
+
+    def step_statistics(self, level: int | None, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The E-step of level ``level``, or of a refinement round (``None``): what executors run."""
+        return self.refinement_statistics(X) if level is None else self.level_statistics(level, X)
+
+    def refine(self, statistics: Callable[[], Mapping[str, np.ndarray]]) -> int:
+        """Run up to :attr:`refine_rounds` refinement rounds, each from the summed statistics
+        ``statistics()`` of the current parameters, plus one last E-step that checks the last round
+        (the refinement keeps the best parameters it saw); returns the rounds that changed them."""
+        rounds = 0
+        for round_ in range(self.refine_rounds + 1 if self.refine_rounds else 0):
+            if not self.apply_refinement(statistics(), solve=round_ < self.refine_rounds):
+                break
+            rounds += 1
+        return rounds
+
     def fit_stream(self, batches: BatchStream, *, sample_size: int = 65536) -> "EMQuantizer":
         self.to_preferred_device()
         sample = _take_sample(batches, sample_size, self.dim)
+
+        def statistics(level: int | None) -> dict[str, np.ndarray]:
+            return add_statistics(self.step_statistics(level, as_float_matrix(b, self.dim, name="batch"))
+                                  for b in batches())
+
         for level in range(self.n_levels):
             self.init_level(level, sample)
-            for _ in range(self.max_iter):
-                stats = add_statistics(
-                    self.level_statistics(level, as_float_matrix(b, self.dim, name="batch")) for b in batches()
-                )
-                if self.apply_statistics(level, stats) < self.tol:
+            for _ in range(self.level_iterations()):
+                if self.apply_statistics(level, statistics(level)) < self.tol:
                     break
+        self.refine(lambda: statistics(None))
         self.finish_fit()
         return self
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from sidlib.errors import InvalidInputError
 from sidlib.quantizers.base import EMQuantizer, Quantizer, add_statistics
+from sidlib.quantizers.joint_refinement import MIN_GAIN, code_statistics, solve_codebooks
 from sidlib.quantizers.kmeans_ops import kmeans_plus_plus, reseed_empty
 from sidlib.quantizers.labels import LabelSymmetry, Relabel, renumber_lines
 from sidlib.quantizers.residual import PrefixView
@@ -68,11 +69,19 @@ class ResidualEMQuantizer(EMQuantizer):
     _sample_level: int
     _objective: float | None
     _start: torch.Tensor | None
+    _refine_best: tuple[float, torch.Tensor] | None
 
     def __init__(self, dim: int, *, bits: float, levels: int, codebook_size: int | None, max_iter: int, tol: float,
-                 seed: int, device: str | None, encode_batch_size: int):
+                 seed: int, device: str | None, encode_batch_size: int, refine_rounds: int = 0,
+                 refine_prefix_weight: float = 0.0):
         super().__init__(dim, seed=seed, device=device, encode_batch_size=encode_batch_size)
         self.levels, self.codebook_size = residual_layout(bits, levels, codebook_size)
+        if int(refine_rounds) != refine_rounds or refine_rounds < 0:
+            raise InvalidInputError(f"refine_rounds must be a non-negative integer, got {refine_rounds}")
+        if not refine_prefix_weight >= 0:
+            raise InvalidInputError(f"refine_prefix_weight must be >= 0, got {refine_prefix_weight}")
+        self.refine_rounds = int(refine_rounds) if self.levels > 1 else 0  # one level: Lloyd already is joint
+        self.refine_prefix_weight = float(refine_prefix_weight)
         if int(max_iter) != max_iter or max_iter < 1:
             raise InvalidInputError(f"max_iter must be a positive integer, got {max_iter}")
         if not tol >= 0:
@@ -214,6 +223,42 @@ class ResidualEMQuantizer(EMQuantizer):
             for start in range(0, X.shape[0], self.encode_batch_size)
         )
 
+    # ---------------------------------------------------------- joint refinement
+    @torch.no_grad()
+    def refinement_statistics(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Code counts, co-occurrences, per-code row sums and the squared error of ``X`` under the
+        current codebooks (:func:`joint_refinement.code_statistics`)."""
+        X = as_float_matrix(X, self.dim)
+        parts = []
+        for start in range(0, X.shape[0], self.encode_batch_size):
+            x = as_tensor(X[start:start + self.encode_batch_size]).to(self.torch_device)
+            codes = self.encode_tensor(x)
+            parts.append(code_statistics(x, codes, self.decode_tensor(codes), self.codebook_size))
+        return add_statistics(parts)
+
+    @torch.no_grad()
+    def apply_refinement(self, stats: Mapping[str, np.ndarray], *, solve: bool) -> bool:
+        """Keep the codebooks the statistics were taken with if the last round lowered the error
+        (``stats["sse"]``) by at least :data:`joint_refinement.MIN_GAIN`, else go back to the codebooks
+        before that round and stop; with ``solve``, then move every level's codewords to the joint
+        least-squares solution for these codes."""
+        sse = float(stats["sse"])
+        previous = self._refine_best
+        if previous is not None and (previous[0] - sse) < MIN_GAIN * previous[0]:
+            self.codebooks.copy_(previous[1])
+            return False
+        self._refine_best = (sse, self.codebooks.clone())
+        if not solve:
+            return False
+        self.codebooks.copy_(solve_codebooks(stats, self.levels, self.codebook_size, self.refine_prefix_weight,
+                                             self.codebooks))
+        return True
+
+    def level_iterations(self) -> int:
+        """A warm start with refinement on goes straight to the joint rounds: Lloyd steps would first
+        pull the previous, jointly refined codebooks back to level-wise ones."""
+        return 0 if self._start is not None and self.refine_rounds else self.max_iter
+
     def _start_m_step(self, level: int) -> None:
         """Check that ``level`` was initialised on this object, which holds the state the M-step needs."""
         self._check_level(level)
@@ -235,7 +280,7 @@ class ResidualEMQuantizer(EMQuantizer):
 
     def _training_state(self) -> dict[str, Any]:
         """Fresh values of the training-only attributes (subclasses add theirs)."""
-        return {"_sample": None, "_sample_level": -1, "_objective": None, "_start": None}
+        return {"_sample": None, "_sample_level": -1, "_objective": None, "_start": None, "_refine_best": None}
 
     def _drop_training_state(self) -> None:
         self.__dict__.update(self._training_state())

@@ -87,9 +87,11 @@ class RQGMM(ResidualEMQuantizer):
 
     def __init__(self, dim: int, bits: float = 24, levels: int = 3, codebook_size: int | None = None,
                  var_floor: float = 1e-3, min_component_share: float = 0.25, max_iter: int = 25, tol: float = 1e-4,
-                 seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536):
+                 seed: int = 0, device: str | None = "auto", encode_batch_size: int = 65536, refine_rounds: int = 0,
+                 refine_prefix_weight: float = 0.1):
         super().__init__(dim, bits=bits, levels=levels, codebook_size=codebook_size, max_iter=max_iter, tol=tol,
-                         seed=seed, device=device, encode_batch_size=encode_batch_size)
+                         seed=seed, device=device, encode_batch_size=encode_batch_size, refine_rounds=refine_rounds,
+                         refine_prefix_weight=refine_prefix_weight)
         if not var_floor > 0:
             raise InvalidInputError(f"var_floor must be > 0, got {var_floor}")
         if not 0 <= min_component_share < 1:

@@ -16,6 +16,11 @@ from sidlib.quantizers.kmeans_ops import (
 )
 from sidlib.quantizers.residual_em import ResidualEMQuantizer
 
+#: Joint refinement rounds by default (each stops early once the error improves by less than ``tol``).
+REFINE_ROUNDS = 10
+#: Default weight of the shorter prefixes in the refinement objective.
+REFINE_PREFIX_WEIGHT = 0.1
+
 
 class RQKMeans(ResidualEMQuantizer):
     """Residual k-means: each level is a k-means codebook fit on the previous levels' residuals.
@@ -32,12 +37,18 @@ class RQKMeans(ResidualEMQuantizer):
             ``< l`` (as FAISS's ``ResidualQuantizer`` trains with ``max_beam_size``), so its codebook
             serves the residuals a beam search of that width will try, not only the greedy one. The
             E-step of a level costs up to ``train_beam_size`` times more. 1 trains on greedy residuals.
+            (The joint refinement rounds encode with ``beam_size``, as the fitted model will.)
         min_cluster_share: a cluster holding fewer than this share of an average cluster's rows
             (``rows / codebook_size``) after an E-step is dead and is re-seeded like an empty one, by
             bisecting a big cluster (:func:`kmeans_ops.split_clusters`). Such tiny clusters sit on a
             few isolated training rows (deep residual levels have many) and unseen rows rarely use
             their codes; 0 re-seeds only empty clusters.
         max_iter, tol: Lloyd iterations per level; stop when the relative SSE change is below ``tol``.
+        refine_rounds: after the levels, rounds of joint refinement of all levels' codewords
+            (:mod:`.joint_refinement`: beam encode, then the least-squares codebook step), each kept only
+            if it lowers the training error; 0 turns it off.
+        refine_prefix_weight: how much the refinement also weighs each shorter prefix's reconstruction
+            (0: only the full SID's, which costs the first codes' own quality).
         seed: seeds k-means++ (per level) and the shuffling of in-memory training data.
         device: ``auto``/``cpu``/``cuda``; computation runs wherever the module's buffers are.
         encode_batch_size: rows per chunk in encode/decode and in the E-step.
@@ -51,9 +62,11 @@ class RQKMeans(ResidualEMQuantizer):
     def __init__(self, dim: int, bits: float = 24, levels: int = 3, codebook_size: int | None = None,
                  beam_size: int = 1, train_beam_size: int | None = None,
                  min_cluster_share: float = MIN_CLUSTER_SHARE, max_iter: int = 25, tol: float = 1e-4, seed: int = 0,
-                 device: str | None = "auto", encode_batch_size: int = 65536):
+                 device: str | None = "auto", encode_batch_size: int = 65536, refine_rounds: int = REFINE_ROUNDS,
+                 refine_prefix_weight: float = REFINE_PREFIX_WEIGHT):
         super().__init__(dim, bits=bits, levels=levels, codebook_size=codebook_size, max_iter=max_iter, tol=tol,
-                         seed=seed, device=device, encode_batch_size=encode_batch_size)
+                         seed=seed, device=device, encode_batch_size=encode_batch_size, refine_rounds=refine_rounds,
+                         refine_prefix_weight=refine_prefix_weight)
         if int(beam_size) != beam_size or beam_size < 1:
             raise InvalidInputError(f"beam_size must be a positive integer, got {beam_size}")
         if train_beam_size is None:

@@ -50,9 +50,10 @@ def _bytes_array(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]:
-    """The ``mapInArrow`` function of one E-step: statistics of one partition, emitted once (embeddings
-    read straight from the Arrow buffers, no Python object per row)."""
+def partition_statistics(payload: bytes, level: int | None) -> Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]:
+    """The ``mapInArrow`` function of one E-step (of level ``level``, or of a refinement round):
+    statistics of one partition, emitted once (embeddings read straight from the Arrow buffers, no
+    Python object per row)."""
 
     def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         import pyarrow as pa
@@ -68,7 +69,7 @@ def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.R
             if batch.num_rows:
                 batch_first = int(batch.column("item_id").to_numpy().min())
                 first_id = batch_first if first_id is None else min(first_id, batch_first)
-                parts.append(quantizer.level_statistics(level, arrow_matrix(batch.column("embedding"))))
+                parts.append(quantizer.step_statistics(level, arrow_matrix(batch.column("embedding"))))
         if parts:
             stats = add_statistics(parts)
             yield pa.record_batch([pa.array([first_id] * len(stats), pa.int64()), pa.array(list(stats), pa.string()),
@@ -78,7 +79,7 @@ def partition_statistics(payload: bytes, level: int) -> Callable[[Iterator["pa.R
     return run
 
 
-StatisticsFn = Callable[[EMQuantizer, int], dict[str, np.ndarray]]
+StatisticsFn = Callable[[EMQuantizer, "int | None"], dict[str, np.ndarray]]
 
 #: Rows per E-step chunk of an in-process fit (fixed, so the sums do not depend on the engine).
 IN_PROCESS_CHUNK_ROWS = 65_536
@@ -89,7 +90,7 @@ def run_em(quantizer: EMQuantizer, sample: np.ndarray, statistics: StatisticsFn,
     from ``statistics(quantizer, level)`` (the executors' or this process's)."""
     for level in range(quantizer.n_levels):
         quantizer.init_level(level, sample)
-        for iteration in range(quantizer.max_iter):
+        for iteration in range(quantizer.level_iterations()):
             start = time.perf_counter()
             change = quantizer.apply_statistics(level, statistics(quantizer, level))
             # inf: nothing to compare with yet (first step) or dead codewords were just re-seeded
@@ -99,6 +100,11 @@ def run_em(quantizer: EMQuantizer, sample: np.ndarray, statistics: StatisticsFn,
                      progress, where, time.perf_counter() - start)
             if change < quantizer.tol:
                 break
+    start = time.perf_counter()
+    rounds = quantizer.refine(lambda: statistics(quantizer, None))
+    if quantizer.refine_rounds:
+        log.info("EM joint refinement: %d of %d rounds improved the fit %s (%.1fs)", rounds, quantizer.refine_rounds,
+                 where, time.perf_counter() - start)
     quantizer.finish_fit()
     return quantizer
 
@@ -116,14 +122,14 @@ def fit_em_distributed(quantizer: EMQuantizer, frame: "DataFrame", sample: np.nd
 
 def fit_em_in_process(quantizer: EMQuantizer, rows: np.ndarray, sample: np.ndarray) -> EMQuantizer:
     """The same fit on a training matrix held by this process (rows in item-id order)."""
-    def statistics(q: EMQuantizer, level: int) -> dict[str, np.ndarray]:
-        return add_statistics(q.level_statistics(level, rows[i:i + IN_PROCESS_CHUNK_ROWS])
+    def statistics(q: EMQuantizer, level: int | None) -> dict[str, np.ndarray]:
+        return add_statistics(q.step_statistics(level, rows[i:i + IN_PROCESS_CHUNK_ROWS])
                               for i in range(0, len(rows), IN_PROCESS_CHUNK_ROWS))
 
     return run_em(quantizer, sample, statistics, f"over {len(rows)} rows in the driver")
 
 
-def _executor_statistics(data: "DataFrame", quantizer: EMQuantizer, level: int) -> dict[str, np.ndarray]:
+def _executor_statistics(data: "DataFrame", quantizer: EMQuantizer, level: int | None) -> dict[str, np.ndarray]:
     rows = data.mapInArrow(partition_statistics(to_bytes(quantizer), level), STATS_SCHEMA).collect()
     by_part: dict[int, dict[str, np.ndarray]] = {}
     for row in rows:
