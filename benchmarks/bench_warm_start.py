@@ -8,7 +8,8 @@ whose first code the refit keeps, and the held-out cosine loss of each refit; th
 with hysteresis (:func:`sidlib.stability.stable_codes`) at two margins. Appends a section to
 ``benchmarks/RESULTS.md``.
 
-    python benchmarks/bench_warm_start.py [--cases rq_kmeans,kmeans,rq_gmm,dpca,fsq,rq_vae,vae_rq_kmeans]
+    python benchmarks/bench_warm_start.py [--cases rq_kmeans,rq_kmeans_b5,kmeans,rq_gmm,dpca,fsq,rq_vae,vae_rq_kmeans]
+                                          [--margins 0.02,0.1]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sidlib.quantizers import build  # noqa: E402
 from sidlib.stability import stable_codes  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
-CASES = ("rq_kmeans", "kmeans", "rq_gmm", "dpca", "fsq", "rq_vae", "vae_rq_kmeans")
+CASES = ("rq_kmeans", "rq_kmeans_b5", "kmeans", "rq_gmm", "dpca", "fsq", "rq_vae", "vae_rq_kmeans")
 #: Hysteresis margins tried on the warm refit (:func:`sidlib.stability.stable_codes`).
 MARGINS = (0.02, 0.1)
 
@@ -46,10 +47,13 @@ def splits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x[old], x[train], x[test]
 
 
-def one_case(case: str, old_rows: np.ndarray, all_rows: np.ndarray, test: np.ndarray) -> dict[str, float]:
+def one_case(case: str, old_rows: np.ndarray, all_rows: np.ndarray, test: np.ndarray,
+             margins: tuple[float, ...] = MARGINS) -> dict[str, float]:
     vae = case.startswith("vae_")
-    name = case.removeprefix("vae_")
+    name = case.removeprefix("vae_").removesuffix("_b5")
     options = {"vae": True} if vae else {}
+    if case.endswith("_b5"):
+        options["beam_size"] = 5
     bits = 10 if name == "kmeans" else 24
     old = build(name, old_rows.shape[1], bits, seed=0, **options).fit(old_rows)
     before = old.encode(old_rows)
@@ -67,7 +71,7 @@ def one_case(case: str, old_rows: np.ndarray, all_rows: np.ndarray, test: np.nda
         row[f"{label}_s"] = time.perf_counter() - start_time
     # hysteresis on the warm refit: old items keep their codes unless the new ones are clearly better
     warm_old_loss = cosine_loss(old_rows, refit.decode(after))
-    for margin in MARGINS:
+    for margin in margins:
         kept = stable_codes(refit, old_rows, before, margin, new=after)
         row[f"h{margin}_sid_kept"] = float(np.mean((kept == before).all(1)))
         row[f"h{margin}_first_kept"] = float(np.mean(kept[:, 0] == before[:, 0]))
@@ -78,21 +82,23 @@ def one_case(case: str, old_rows: np.ndarray, all_rows: np.ndarray, test: np.nda
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--margins", default=",".join(str(m) for m in MARGINS))
     args = parser.parse_args()
+    margins = tuple(float(m) for m in args.margins.split(","))
     old_rows, all_rows, test = splits()
     lines = ["| quantizer | full SID kept: cold / warm | first code kept: cold / warm | held-out loss: cold / warm "
              "| warm / cold loss | fit s: cold / warm |", "|---|---|---|---|---|---|"]
     rows: dict[str, dict[str, float]] = {}
     for case in args.cases.split(","):
-        r = rows[case] = one_case(case, old_rows, all_rows, test)
+        r = rows[case] = one_case(case, old_rows, all_rows, test, margins)
         lines.append(f"| {case} | {r['cold_sid_kept']:.3f} / {r['warm_sid_kept']:.3f} | {r['cold_first_kept']:.3f} / "
                      f"{r['warm_first_kept']:.3f} | {r['cold_loss']:.4f} / {r['warm_loss']:.4f} | "
                      f"{r['warm_loss'] / r['cold_loss']:.3f} | {r['cold_s']:.0f} / {r['warm_s']:.0f} |")
         print(lines[-1], flush=True)
-    hysteresis = ["| quantizer | " + " | ".join(f"margin {m}: SID kept / first kept / old items' loss vs warm" for m in MARGINS)
-                  + " |", "|---|" + "---|" * len(MARGINS)]
+    hysteresis = ["| quantizer | " + " | ".join(f"margin {m}: SID kept / first kept / old items' loss vs warm" for m in margins)
+                  + " |", "|---|" + "---|" * len(margins)]
     hysteresis += [f"| {case} | " + " | ".join(f"{r[f'h{m}_sid_kept']:.3f} / {r[f'h{m}_first_kept']:.3f} / "
-                                             f"{r[f'h{m}_old_loss_ratio']:.3f}" for m in MARGINS) + " |"
+                                             f"{r[f'h{m}_old_loss_ratio']:.3f}" for m in margins) + " |"
                    for case, r in rows.items()]
     body = (f"{len(old_rows)} old training items, {len(all_rows)} after 10% new ones, {len(test)} held out; "
             "old fit seed 0, refits seed 1.\n\n" + "\n".join(lines)
