@@ -69,6 +69,7 @@ class ResidualEMQuantizer(EMQuantizer):
     _sample_level: int
     _objective: float | None
     _start: torch.Tensor | None
+    _start_refined: bool
     _refine_best: tuple[float, torch.Tensor] | None
 
     def __init__(self, dim: int, *, bits: float, levels: int, codebook_size: int | None, max_iter: int, tol: float,
@@ -177,6 +178,7 @@ class ResidualEMQuantizer(EMQuantizer):
         """Every level starts from ``previous``'s codebooks (EM then only moves them as far as the new
         data asks)."""
         self.start_from(previous.codebooks)  # type: ignore[arg-type]
+        self._start_refined = bool(previous.refine_rounds)  # type: ignore[attr-defined]
 
     @torch.no_grad()
     def init_level(self, level: int, sample: np.ndarray) -> None:
@@ -255,9 +257,9 @@ class ResidualEMQuantizer(EMQuantizer):
         return True
 
     def level_iterations(self) -> int:
-        """A warm start with refinement on goes straight to the joint rounds: Lloyd steps would first
-        pull the previous, jointly refined codebooks back to level-wise ones."""
-        return 0 if self._start is not None and self.refine_rounds else self.max_iter
+        """A warm start from a jointly refined fit, with refinement on, goes straight to the joint
+        rounds: Lloyd steps would first pull the refined codebooks back to level-wise ones."""
+        return 0 if self._start_refined and self.refine_rounds else self.max_iter
 
     def _start_m_step(self, level: int) -> None:
         """Check that ``level`` was initialised on this object, which holds the state the M-step needs."""
@@ -280,7 +282,8 @@ class ResidualEMQuantizer(EMQuantizer):
 
     def _training_state(self) -> dict[str, Any]:
         """Fresh values of the training-only attributes (subclasses add theirs)."""
-        return {"_sample": None, "_sample_level": -1, "_objective": None, "_start": None, "_refine_best": None}
+        return {"_sample": None, "_sample_level": -1, "_objective": None, "_start": None, "_start_refined": False,
+                "_refine_best": None}
 
     def _drop_training_state(self) -> None:
         self.__dict__.update(self._training_state())

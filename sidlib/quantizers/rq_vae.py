@@ -160,7 +160,8 @@ class RQVAE(ResidualQuantizer):
             return False
         kmeans = RQKMeans(self.dim, levels=self.levels, codebook_size=self.codebook_size, beam_size=1,
                           min_cluster_share=self.min_cluster_share, max_iter=self.refine_iterations,
-                          seed=self.seed, device=str(self.torch_device), encode_batch_size=self.encode_batch_size)
+                          seed=self.seed, device=str(self.torch_device), encode_batch_size=self.encode_batch_size,
+                          refine_rounds=0)  # level by level only: the codebooks stay greedy ones, as encoding
         kmeans.start_from(self.codebooks).fit_stream(batches)
         self.codebooks.copy_(kmeans.codebooks)
         return True
