@@ -396,8 +396,15 @@ class ExportConfig:
     #: Repartition to about this many rows per written task before writing (engines merge small input
     #: files into few read partitions, which would give huge row groups); ``null`` keeps the layout.
     rows_per_file: int | None = 50_000
+    #: The item-cold protocol: hold this share of items (picked by a hash of item_id and
+    #: ``cold_item_seed``) out of ranker training entirely. Their impressions leave ``train`` and
+    #: ``valid`` and stay in ``test``, where every one of them is cold. 0: off.
+    cold_item_fraction: float = 0.0
+    cold_item_seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.cold_item_fraction) < 1.0:
+            raise ConfigError(f"export.cold_item_fraction must be in [0, 1), got {self.cold_item_fraction}")
         v, t = float(self.valid_fraction), float(self.test_fraction)
         if not (0.0 <= v < 1.0 and 0.0 <= t < 1.0 and v + t < 1.0):
             raise ConfigError(f"export.valid_fraction ({v}) and export.test_fraction ({t}) must be in [0, 1) "

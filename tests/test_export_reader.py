@@ -371,3 +371,33 @@ def test_the_rankers_in_memory_split_is_the_same_in_both_layouts(exported, compa
     assert set(got) == set(want)
     for name in want:
         assert torch.equal(got[name], want[name].to(got[name].dtype)), name
+
+
+def test_the_item_cold_split_keeps_held_out_items_out_of_train_and_valid(compact) -> None:  # type: ignore[no-untyped-def]
+    """export.cold_item_fraction: a hash-picked 20% of items leave train and valid entirely and keep
+    their test impressions, every one of them cold; the other items' rows are as without it."""
+    from sidlib.spark.sampling import cold_item_predicate
+
+    ccfg, tables, _, plain = compact
+    cold_cfg = dataclasses.replace(
+        ccfg, tables=dataclasses.replace(ccfg.tables, ranker_impressions="ranker_impressions_cold"),
+        export=dataclasses.replace(ccfg.export, cold_item_fraction=0.2, cold_item_seed=1))
+    cold_tables = Tables(tables.spark, cold_cfg.tables)
+    summary = export_training_data.run(cold_cfg, cold_tables)
+
+    items = tables.read_unpinned("impressions").select("item_id").distinct()
+    held = {r.item_id for r in items.where(cold_item_predicate(1, 0.2)).collect()}
+    assert 0.15 < len(held) / items.count() < 0.25
+    table = cold_tables.read_unpinned("ranker_impressions").select("item_id", "split").toPandas()
+    is_held = table["item_id"].isin(held)
+    assert not (is_held & (table["split"] != "test")).any(), "a held-out item in train or valid"
+    assert is_held.sum() == summary.cold_items["test"] > 0
+    assert summary.cold_items["fraction"] == 0.2 and summary.cold_items["dropped"] > 0
+    before = tables.read_unpinned("ranker_impressions").select("item_id", "split").toPandas()
+    assert len(table) == len(before) - summary.cold_items["dropped"]
+    kept = before[~before["item_id"].isin(held)].groupby("split").size()
+    pd_kept = table[~is_held].groupby("split").size()
+    assert kept.to_dict() == pd_kept.to_dict()  # the other items' rows are untouched
+    assert plain.cold_items is None
+    with pytest.raises(ConfigError, match="cold_item_fraction must be in"):
+        ExportConfig(cold_item_fraction=1.0)

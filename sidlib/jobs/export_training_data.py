@@ -22,7 +22,8 @@ from sidlib.config import SidlibConfig
 from sidlib.errors import TableError
 from sidlib.results import Result
 from sidlib.spark.histories import history_layout, impression_layout
-from sidlib.spark.splits import split_boundaries, split_stats, with_split
+from sidlib.spark.sampling import cold_item_predicate
+from sidlib.spark.splits import cold_item_rows, split_boundaries, split_stats, with_split
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ class ExportResult(Result):
     boundaries: dict[str, int | None]
     splits: dict[str, dict[str, Any]]
     written: dict[str, dict[str, Any]]
+    #: The item-cold protocol (``export.cold_item_fraction``): the held-out share and seed, and their
+    #: impressions dropped from train and valid and kept in test.
+    cold_items: dict[str, Any] | None = None
 
 
 def check_complete(tables: Any, impressions: Any, rows: int) -> dict[str, Any]:
@@ -72,8 +76,12 @@ def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
 
     bounds = split_boundaries(seq, cfg.export.quantile_levels(), approximate=cfg.export.approximate_quantiles)
     log.info("split boundaries (first ts of valid / test): %s", bounds)
-    out = with_split(seq, bounds, rows=seq_rows, rows_per_file=cfg.export.rows_per_file,
-                     columns=tuple(schemas.by_table()[target]), user_buckets=buckets)
+    ec = cfg.export
+    cold = cold_item_predicate(ec.cold_item_seed, ec.cold_item_fraction) if ec.cold_item_fraction else None
+    cold_items = None if cold is None else {"fraction": ec.cold_item_fraction, "seed": ec.cold_item_seed,
+                                            **cold_item_rows(seq, bounds, cold)}
+    out = with_split(seq, bounds, rows=seq_rows, rows_per_file=ec.rows_per_file,
+                     columns=tuple(schemas.by_table()[target]), user_buckets=buckets, cold_items=cold)
     t0 = time.perf_counter()
     partitions = ["split"] if buckets is None else ["split", "user_bucket"]
     version = tables.write(out, target, partition_by=partitions)
@@ -81,8 +89,10 @@ def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
 
     splits = split_stats(tables.read_unpinned(target))
     rows = sum(s["rows"] for s in splits.values())
-    if rows != seq_rows:
-        raise TableError(f"{target} has {rows} rows but {source} had {seq_rows}")
+    expected = seq_rows - (cold_items["dropped"] if cold_items else 0)
+    if rows != expected:
+        raise TableError(f"{target} has {rows} rows but {source} had {seq_rows}"
+                         + (f", less {cold_items['dropped']} of held-out items" if cold_items else ""))
     log.info("wrote %s version %s: %d rows (%s) in %.1fs", target, version, rows,
              ", ".join(f"{k} {v['rows']}" for k, v in splits.items()), write_seconds)
     return ExportResult(
@@ -91,4 +101,5 @@ def run(cfg: SidlibConfig, tables: Any) -> ExportResult:
         splits=splits,
         written={target: {"location": tables.location(target), "version": version,
                                      "rows": rows, "seconds": round(write_seconds, 2)}},
+        cold_items=cold_items,
     )

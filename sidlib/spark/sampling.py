@@ -16,3 +16,9 @@ def holdout_predicate(seed: int, fraction: float) -> str:
     """SQL predicate that is true for the ``fraction`` of items held out of a fit with ``seed`` (its
     metrics are computed on them; the sweep scores its layouts on them)."""
     return f"{hash_fraction('item_id', f'holdout-{seed}')} < {float(fraction)}"
+
+
+def cold_item_predicate(seed: int, fraction: float) -> str:
+    """SQL predicate that is true for the ``fraction`` of items the item-cold evaluation holds out of
+    ranker training (``export.cold_item_fraction``): a salt of its own, independent of a fit's hold-out."""
+    return f"{hash_fraction('item_id', f'cold-items-{seed}')} < {float(fraction)}"

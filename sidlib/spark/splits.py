@@ -41,13 +41,15 @@ def split_boundaries(df: "DataFrame", levels: tuple[float | None, float | None],
 
 
 def with_split(df: "DataFrame", bounds: dict[str, int | None], *, rows: int, rows_per_file: int | None,
-               columns: Sequence[str] = tuple(schemas.RANKER_TRAINING), user_buckets: int | None = None) -> "DataFrame":
+               columns: Sequence[str] = tuple(schemas.RANKER_TRAINING), user_buckets: int | None = None,
+               cold_items: str | None = None) -> "DataFrame":
     """``df`` (of ``rows`` rows) with its ``split`` column, in ``columns`` (the output table's), in files
     of about ``rows_per_file`` rows (``None``: the input's layout). A file's row group is what
     Petastorm reads at once, and engines merge small input files into few read partitions, which
     would give huge ones. With ``user_buckets`` (the table is also partitioned by ``user_bucket``)
     rows are spread by split, bucket and a hash of the user, so each task writes into few partition
-    directories instead of a small file into every one of them."""
+    directories instead of a small file into every one of them. ``cold_items`` (a predicate on
+    ``item_id``): those items' impressions are kept only in ``test``."""
     from pyspark.sql import functions as F
 
     split = F.lit("train")
@@ -59,6 +61,8 @@ def with_split(df: "DataFrame", bounds: dict[str, int | None], *, rows: int, row
             cond = cond & (F.col("ts") < bounds["test"])
         split = F.when(cond, "valid").otherwise(split)
     out = df.withColumn("split", split)
+    if cold_items is not None:
+        out = out.where(~(F.expr(cold_items) & (F.col("split") != "test")))
     if rows_per_file:
         files = max(1, -(-rows // rows_per_file))
         if user_buckets is None:
@@ -80,3 +84,14 @@ def split_stats(df: "DataFrame") -> dict[str, dict[str, Any]]:
                    "min_ts": stats[name]["min_ts"] if name in stats else None,
                    "max_ts": stats[name]["max_ts"] if name in stats else None} for name in schemas.SPLITS}
 
+
+
+def cold_item_rows(df: "DataFrame", bounds: dict[str, int | None], cold_items: str) -> dict[str, int]:
+    """Impressions of the held-out items before the test boundary (``dropped``: they leave train and
+    valid) and from it on (``test``: the cold test impressions)."""
+    from pyspark.sql import functions as F
+
+    in_test = F.lit(False) if bounds["test"] is None else F.col("ts") >= bounds["test"]
+    row = df.where(cold_items).agg(F.sum(F.when(in_test, 0).otherwise(1)).alias("dropped"),
+                                   F.sum(F.when(in_test, 1).otherwise(0)).alias("test")).collect()[0]
+    return {"dropped": int(row["dropped"] or 0), "test": int(row["test"] or 0)}
