@@ -117,3 +117,13 @@ def test_refresh_on_a_new_upstream_model_aligns_the_new_version(pipeline) -> Non
                  "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS, mode="append")
     (unaligned,) = refresh.run(cfg, tables).signals
     assert ArtifactStore(cfg.artifacts.root).get(unaligned.sid_version).manifest["alignment"] is None
+
+    cfg.refresh.align, cfg.fit.bits = True, 9  # another layout: 3 levels of 8 codes, not of 16
+    rows = rows.assign(model_version="all-MiniLM-L6-v2@4")
+    tables.write(tables.spark.createDataFrame(rows, schema=schemas.ddl(schemas.CONTENT_EMBEDDINGS)),
+                 "content_embeddings", expected=schemas.CONTENT_EMBEDDINGS, mode="append")
+    (relaid,) = refresh.run(cfg, tables).signals
+    skipped = ArtifactStore(cfg.artifacts.root).get(relaid.sid_version).manifest["alignment"]
+    assert skipped == {"to_version": unaligned.sid_version,
+                       "skipped": f"v{unaligned.sid_version} has cardinalities [16, 16, 16], "
+                                  f"the new version [8, 8, 8]"}

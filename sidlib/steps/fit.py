@@ -78,7 +78,7 @@ def read_inputs(tables: Any, fit: FitConfig, quality: DataQualityConfig,
 def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: DataQualityConfig, *,
                   signals: Sequence[str] | None = None, model_versions: Mapping[str, str] | None = None,
                   source_version: int | None = None, warm_start: Mapping[str, Artifact] | None = None,
-                  align_to: Mapping[str, int] | None = None) -> FitOutcome:
+                  align_to: Mapping[str, Artifact] | None = None) -> FitOutcome:
     """Fit ``fit.quantizer`` on ``signals`` (default ``fit.signals``) at ``content_embeddings`` version
     ``source_version`` (default: the current one, pinned for the whole fit and recorded in each
     manifest), each signal's rows from its ``model_versions`` entry (default: its newest model).
@@ -89,8 +89,8 @@ def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: Da
     in ``warm_start`` starts from that artifact's quantizer (:meth:`Quantizer.warm_start`) when its
     class and layout match (otherwise it fits from scratch, with a warning); the manifest records
     ``warm_start_from``. A signal in ``align_to`` has its codes relabelled, before it is published, to
-    agree with that ``item_sids`` version's on the items both encode (:func:`aligned`); the manifest
-    records ``alignment``."""
+    agree with that artifact's ``item_sids`` version on the items both encode (:func:`aligned`); the
+    manifest records ``alignment``."""
     store.check_writable()
     source_version = tables.version("content_embeddings") if source_version is None else source_version
     fit = dataclasses.replace(  # the fit as run: what read_inputs reads and the manifest records
@@ -119,7 +119,7 @@ def fit_artifacts(tables: Any, store: ArtifactStore, fit: FitConfig, quality: Da
         sample = neural_training_sample({s: sd.frame for s, sd in data.items()}, holdout=holdout,
                                         sample_rows=fit.sample_rows, seed=fit.seed)
         fitted = train_neural_distributed(sample, spec, {s: q for s, (_, q) in starts.items()})
-    alignments = {s: aligned(tables, data[s], fitted[s][0], v) for s, v in (align_to or {}).items() if s in fitted}
+    alignments = {s: aligned(tables, data[s], fitted[s][0], a) for s, a in (align_to or {}).items() if s in fitted}
     artifacts = [publish(store, fit, data[s], quantizer, rows, seconds, holdout,
                          warm_from=starts[s][0] if s in starts else None, alignment=alignments.get(s))
                  for s, (quantizer, rows, seconds) in sorted(fitted.items())]
@@ -142,22 +142,24 @@ def warm_starts(built: Mapping[str, Quantizer], artifacts: Mapping[str, Artifact
     return starts
 
 
-def aligned(tables: Any, sd: SignalData, quantizer: Quantizer, version: int) -> dict[str, Any]:
-    """Relabel ``quantizer``'s codes to agree with ``item_sids`` version ``version`` on (a sample of up
-    to :data:`MAX_ALIGN_ITEMS` of) the items both encode (:func:`sidlib.alignment.align`); returns the
-    manifest's ``alignment`` record, which says why when nothing was aligned."""
-    previous = {"to_version": int(version)}
+def aligned(tables: Any, sd: SignalData, quantizer: Quantizer, previous: Artifact) -> dict[str, Any]:
+    """Relabel ``quantizer``'s codes to agree with ``previous``'s ``item_sids`` version on (a sample of
+    up to :data:`MAX_ALIGN_ITEMS` of) the items both encode (:func:`sidlib.alignment.align`); returns
+    the manifest's ``alignment`` record, which says why when nothing was aligned."""
+    version = previous.version
+    record = {"to_version": version}
+    layout = [int(c) for c in previous.manifest["cardinalities"]]
+    if layout != quantizer.cardinalities:  # codes of another layout cannot be matched position by position
+        return {**record, "skipped": f"v{version} has cardinalities {layout}, the new version "
+                                     f"{quantizer.cardinalities}"}
     embeddings, codes = shared_items(tables, sd.frame, version, MAX_ALIGN_ITEMS)
     if not len(codes):
-        return {**previous, "skipped": "no item is in both versions"}
-    if codes.shape[1] != quantizer.n_codes:
-        return {**previous, "skipped": f"v{version} has {codes.shape[1]} codes per item, the new version "
-                                       f"{quantizer.n_codes}"}
+        return {**record, "skipped": "no item is in both versions"}
     report = align(quantizer, embeddings, codes)
     log.info("%s: aligned to v%d on %d items: first code kept %.1f%% -> %.1f%%, full SID %.1f%% -> %.1f%%",
              sd.signal, version, report["items"], 100 * report["before"]["first_code"],
              100 * report["after"]["first_code"], 100 * report["before"]["full_sid"], 100 * report["after"]["full_sid"])
-    return {**previous, **report}
+    return {**record, **report}
 
 
 def publish(store: ArtifactStore, fit: FitConfig, sd: SignalData, quantizer: Quantizer, rows: int,

@@ -116,7 +116,7 @@ def refresh_signal(tables: Any, store: ArtifactStore, signal: str, *, fit: FitCo
     signals = fit.signals if signal == FUSION_SIGNAL else [signal]
     versions = json.loads(upstream) if signal == FUSION_SIGNAL else {signal: upstream}
     warm = {signal: current_artifact} if same_model and policy.warm_start and current_artifact else None
-    align_to = {signal: current.sid_version} if current is not None and not same_model and policy.align else None
+    align_to = {signal: current_artifact} if current_artifact is not None and not same_model and policy.align else None
     fitted = fit_artifacts(tables, store, fit, quality, signals=signals, model_versions=versions,
                            source_version=source_version, warm_start=warm, align_to=align_to).artifacts[0]
     warm_from = fitted.artifact.manifest.get("warm_start_from")
