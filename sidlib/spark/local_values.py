@@ -42,16 +42,10 @@ def item_sids(tables: Tables, signal: str, version: int) -> dict[int, int]:
 
 def version_codes(tables: Tables, version: int, max_items: int) -> tuple[np.ndarray, np.ndarray, int]:
     """``(item_ids, codes [n, n_codes], items in the version)`` of one ``item_sids`` version, in item-id
-    order: every item, or a sample of about ``max_items`` by a hash of item_id when the version has
-    more (so the driver holds a bounded matrix). The table's latest state: a version's rows are
-    replaced together, never edited."""
-    from sidlib.spark.sampling import hash_fraction
-
+    order: every item, or a sample of about ``max_items`` (:func:`bounded_items`). The table's latest
+    state: a version's rows are replaced together, never edited."""
     rows = tables.read_unpinned("item_sids").where(sid_version_is(version)).select("item_id", "codes")
-    total = rows.count()
-    if total > max_items:
-        rows = rows.where(f"{hash_fraction('item_id', 'report')} < {max_items / total!r}")
-    local = rows.toPandas().sort_values("item_id")
+    local, total = bounded_items(rows, max_items, "report")
     if local.empty:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.int64), total
     return local["item_id"].to_numpy(np.int64), np.stack(local["codes"].to_numpy()).astype(np.int64), total
@@ -60,20 +54,25 @@ def version_codes(tables: Tables, version: int, max_items: int) -> tuple[np.ndar
 def shared_items(tables: Tables, frame: "DataFrame", version: int, max_items: int) -> tuple[np.ndarray, np.ndarray]:
     """``(embeddings [n, dim], codes [n, n_codes])`` of the items that both ``frame`` (valid
     ``item_id``, ``embedding`` rows of a new fit) and ``item_sids`` version ``version`` hold, in item-id
-    order; a sample of about ``max_items`` by a hash of item_id when more share, so the driver holds a
-    bounded matrix."""
+    order; a sample of about ``max_items`` when more share (:func:`bounded_items`)."""
     from sidlib.spark.arrow_lists import to_matrix
-    from sidlib.spark.sampling import hash_fraction
 
     codes = tables.read_unpinned("item_sids").where(sid_version_is(version)).select("item_id", "codes")
-    both = frame.select("item_id", "embedding").join(codes, "item_id")
-    total = both.count()
-    if total > max_items:
-        both = both.where(f"{hash_fraction('item_id', 'align')} < {max_items / total!r}")
-    local = both.toPandas().sort_values("item_id")
+    local, _ = bounded_items(frame.select("item_id", "embedding").join(codes, "item_id"), max_items, "align")
     if local.empty:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
     return to_matrix(local["embedding"]), np.stack(local["codes"].to_numpy()).astype(np.int64)
+
+
+def bounded_items(rows: "DataFrame", max_items: int, salt: str) -> tuple[pd.DataFrame, int]:
+    """``(rows in item-id order, how many there are)``: every row, or a sample of about ``max_items``
+    by a hash of item_id (and ``salt``) when there are more, so the driver holds a bounded frame."""
+    from sidlib.spark.sampling import hash_fraction
+
+    total = rows.count()
+    if total > max_items:
+        rows = rows.where(f"{hash_fraction('item_id', salt)} < {max_items / total!r}")
+    return rows.toPandas().sort_values("item_id"), total
 
 
 def item_titles(tables: Tables, item_ids: Iterable[int] | None = None) -> dict[int, str]:
