@@ -212,6 +212,7 @@ class ArtifactStore:
             for file in files:
                 self._put(staging / file, self._key(name, file))
             self.fs.pipe_file(self._key(name, MANIFEST), _manifest_bytes(full))
+            self._keep_in_cache(staging, version, full)  # what was uploaded need not come back down
             return self.get(version)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -245,11 +246,22 @@ class ArtifactStore:
         _verify_files(path, manifest["files"], version)
         return Artifact(version, path, manifest, self.location(name))
 
+    def _cache_path(self, version: int, manifest: dict[str, Any]) -> Path:
+        """Where the local copy of ``version`` (as ``manifest`` describes it) is kept."""
+        digest = hashlib.sha256(f"{self.root}\n{_manifest_bytes(manifest).decode()}".encode()).hexdigest()[:20]
+        return CACHE_DIR / digest / _version_name(version)
+
+    def _keep_in_cache(self, files: Path, version: int, manifest: dict[str, Any]) -> None:
+        """Make the directory ``files`` (a version's files as just published) its local copy."""
+        cached = self._cache_path(version, manifest)
+        if not cached.exists():  # the manifest (its creation time) makes the path unique to this publish
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(files), str(cached))
+
     def _download(self, version: int, manifest: dict[str, Any]) -> Path:
         """A local copy of the version's files, fetched once per process cache and then reused while
         its files still match the manifest."""
-        digest = hashlib.sha256(f"{self.root}\n{_manifest_bytes(manifest).decode()}".encode()).hexdigest()[:20]
-        cached = CACHE_DIR / digest / _version_name(version)
+        cached = self._cache_path(version, manifest)
         if cached.is_dir():
             try:
                 _verify_files(cached, manifest["files"], version)
