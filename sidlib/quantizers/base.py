@@ -374,7 +374,7 @@ class EMQuantizer(Quantizer):
     def refine(self, statistics: Callable[[], Mapping[str, np.ndarray]]) -> int:
         """Run up to :attr:`refine_rounds` refinement rounds, each from the summed statistics
         ``statistics()`` of the current parameters, plus one last E-step that checks the last round
-        (the refinement keeps the best parameters it saw); returns the rounds that changed them."""
+        (:meth:`apply_refinement` undoes a round that did not gain enough); returns the rounds solved."""
         rounds = 0
         for round_ in range(self.refine_rounds + 1 if self.refine_rounds else 0):
             if not self.apply_refinement(statistics(), solve=round_ < self.refine_rounds):

@@ -70,7 +70,7 @@ class ResidualEMQuantizer(EMQuantizer):
     _objective: float | None
     _start: torch.Tensor | None
     _start_refined: bool
-    _refine_best: tuple[float, torch.Tensor] | None
+    _refine_previous: tuple[float, torch.Tensor] | None
 
     def __init__(self, dim: int, *, bits: float, levels: int, codebook_size: int | None, max_iter: int, tol: float,
                  seed: int, device: str | None, encode_batch_size: int, refine_rounds: int = 0,
@@ -245,11 +245,11 @@ class ResidualEMQuantizer(EMQuantizer):
         before that round and stop; with ``solve``, then move every level's codewords to the joint
         least-squares solution for these codes."""
         sse = float(stats["sse"])
-        previous = self._refine_best
+        previous = self._refine_previous
         if previous is not None and (previous[0] - sse) < MIN_GAIN * previous[0]:
             self.codebooks.copy_(previous[1])
             return False
-        self._refine_best = (sse, self.codebooks.clone())
+        self._refine_previous = (sse, self.codebooks.clone())
         if not solve:
             return False
         self.codebooks.copy_(solve_codebooks(stats, self.levels, self.codebook_size, self.refine_prefix_weight,
@@ -283,7 +283,7 @@ class ResidualEMQuantizer(EMQuantizer):
     def _training_state(self) -> dict[str, Any]:
         """Fresh values of the training-only attributes (subclasses add theirs)."""
         return {"_sample": None, "_sample_level": -1, "_objective": None, "_start": None, "_start_refined": False,
-                "_refine_best": None}
+                "_refine_previous": None}
 
     def _drop_training_state(self) -> None:
         self.__dict__.update(self._training_state())

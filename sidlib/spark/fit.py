@@ -103,7 +103,7 @@ def run_em(quantizer: EMQuantizer, sample: np.ndarray, statistics: StatisticsFn,
     start = time.perf_counter()
     rounds = quantizer.refine(lambda: statistics(quantizer, None))
     if quantizer.refine_rounds:
-        log.info("EM joint refinement: %d of %d rounds improved the fit %s (%.1fs)", rounds, quantizer.refine_rounds,
+        log.info("EM joint refinement: %d of %d rounds solved %s (%.1fs)", rounds, quantizer.refine_rounds,
                  where, time.perf_counter() - start)
     quantizer.finish_fit()
     return quantizer
