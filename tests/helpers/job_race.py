@@ -8,25 +8,20 @@ Prints the job's JSON summary; a failure prints one ``error:`` line and exits 2,
 
 import json
 import sys
-import time
-from pathlib import Path
 
 from sidlib.cli import run_with_session
 from sidlib.config import load_config
 from sidlib.errors import SidlibError
 from sidlib.jobs.entry import job_module
 
+from go_signal import ready_then_wait
+
 job, ready, go, *overrides = sys.argv[1:]
 module = job_module(job)
 
 
 def when_told(cfg, tables):  # type: ignore[no-untyped-def]
-    Path(ready).touch()
-    deadline = time.monotonic() + 120
-    while not Path(go).exists():
-        if time.monotonic() > deadline:
-            raise SystemExit("no go signal within 120 s")
-        time.sleep(0.01)
+    ready_then_wait(ready, go, timeout_s=120, poll_s=0.01)
     return module.run(cfg, tables)
 
 
